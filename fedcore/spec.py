@@ -1,0 +1,316 @@
+"""The experiment specification: every knob of a federated head-pruning run.
+
+One pydantic model serves the CLI, the REST API, the browser form and the
+database, so their schemas cannot drift. Each field carries a description and
+its bounds; a bad value fails with a message that names the field and the
+allowed range.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Projection = Literal["q", "k", "v", "o"]
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; the message names the field and the allowed values."""
+
+
+class ExperimentSpec(BaseModel):
+    """A complete, validated description of one federated experiment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    # --- model & data -------------------------------------------------------
+    model: str = Field(
+        "minilm-l6",
+        min_length=1,
+        max_length=300,
+        description=(
+            "Model: 'minilm-l6' (offline default), 'tiny-bert', 'tiny-t5', 'tiny-llama' (random, for tests), "
+            "'smollm2-135m' (offline GGUF), 't5-small', 'hub:<id>' or a local folder inside the model root."
+        ),
+    )
+    dataset: str = Field(
+        "snli",
+        min_length=1,
+        max_length=300,
+        description=(
+            "Dataset: 'snli' (offline default), 'bbc-news', 'bbc-headlines', 'aclsum', 'synthetic', "
+            "'local' (with data_path) or 'hub:<id>'."
+        ),
+    )
+    data_path: str | None = Field(
+        None, max_length=500, description="Local jsonl/csv/parquet file, relative to the data root."
+    )
+    text_field: str = Field("text", min_length=1, max_length=100, description="Input text field (local/hub data).")
+    text_pair_field: str | None = Field(
+        None, max_length=100, description="Second input text field, for sentence pairs (local/hub data)."
+    )
+    label_field: str = Field("label", min_length=1, max_length=100, description="Label field (classification).")
+    target_field: str | None = Field(
+        None, max_length=100, description="Target text field; setting it makes the task generation."
+    )
+    max_train_examples: int | None = Field(
+        None, ge=10, le=10_000_000, description="Use at most this many training examples (seeded subsample)."
+    )
+    eval_size: int = Field(1000, ge=10, le=1_000_000, description="Test examples used to evaluate each round.")
+    eval_batch_size: int = Field(64, ge=1, le=4096, description="Batch size of evaluation and importance passes.")
+
+    # --- federation ---------------------------------------------------------
+    partition: Literal["iid", "dirichlet", "shards", "quantity"] = Field(
+        "iid", description="How training data is split across clients."
+    )
+    dirichlet_alpha: float = Field(
+        0.5, gt=0, le=1000, description="Dirichlet concentration for label skew (smaller = more skewed)."
+    )
+    shards_per_client: int = Field(2, ge=1, le=100, description="Label-sorted shards per client ('shards').")
+    quantity_sigma: float = Field(
+        1.0, ge=0, le=5, description="Log-normal sigma of client sizes ('quantity' skew)."
+    )
+    num_clients: int = Field(20, ge=1, le=100_000, description="Number of registered clients K.")
+    clients_per_round: int = Field(4, ge=1, le=10_000, description="Clients selected per round M (<= num_clients).")
+    rounds: int = Field(8, ge=1, le=10_000, description="Federated rounds.")
+
+    # --- local training -----------------------------------------------------
+    local_steps: int | None = Field(
+        15, ge=1, le=1_000_000, description="Local optimizer steps per round (set this or local_epochs)."
+    )
+    local_epochs: float | None = Field(
+        None, gt=0, le=100, description="Local epochs per round over the client's data (instead of local_steps)."
+    )
+    batch_size: int = Field(16, ge=1, le=1024, description="Local training batch size.")
+    learning_rate: float = Field(2e-3, gt=0, le=1, description="AdamW learning rate of the local optimizer.")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
+    max_seq_len: int = Field(64, ge=8, le=8192, description="Maximum input tokens (longer inputs are truncated).")
+    max_target_len: int = Field(32, ge=2, le=1024, description="Maximum target tokens (generation tasks).")
+
+    # --- LoRA ---------------------------------------------------------------
+    lora_r: int = Field(8, ge=1, le=512, description="LoRA rank r.")
+    lora_alpha: float = Field(16.0, gt=0, le=4096, description="LoRA scaling alpha.")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    lora_targets: list[Projection] = Field(
+        default_factory=lambda: ["q", "k", "v", "o"],
+        min_length=1,
+        max_length=4,
+        description="Attention projections that get LoRA adapters (q, k, v, o).",
+    )
+
+    # --- head importance & pruning -------------------------------------------
+    importance: Literal["confidence", "gradient"] = Field(
+        "confidence",
+        description="Head importance: 'confidence' (Voita et al. 2019, mean max attention) or "
+        "'gradient' (Michel et al. 2019, mean |dL/d gate|).",
+    )
+    importance_samples: int = Field(
+        64, ge=1, le=100_000, description="Local examples each client scores its heads on."
+    )
+    importance_exclude_special: bool = Field(
+        False, description="Exclude special end tokens ([SEP], </s>) from the query positions of confidence."
+    )
+    sparsity: float = Field(0.0, ge=0, le=0.99, description="Fraction s of attention heads each client prunes.")
+    prune_mode: Literal["mask", "drop"] = Field(
+        "mask",
+        description="'mask': pruned heads' LoRA slices are frozen and not uploaded; "
+        "'drop': pruned heads are removed from the local model for training.",
+    )
+    prune_ranking: Literal["global", "per_block"] = Field(
+        "global", description="Rank heads across all blocks ('global') or within each block ('per_block')."
+    )
+    min_heads_per_block: int = Field(
+        0, ge=0, le=128, description="Keep at least this many heads in every attention block."
+    )
+
+    # --- aggregation & selection --------------------------------------------
+    aggregation: Literal["fedavg", "masked_fedavg", "head_weighted"] = Field(
+        "fedavg", description="Server aggregation rule."
+    )
+    head_weighting: Literal["n_k_importance", "importance", "n_k"] = Field(
+        "n_k_importance", description="Weights w_kh of head_weighted aggregation."
+    )
+    selection: Literal["random", "power_of_choice", "loss_gap", "head_coverage"] = Field(
+        "random", description="Client selection strategy."
+    )
+    poc_candidates: int | None = Field(
+        None, ge=1, le=100_000, description="Power-of-choice candidate count d (default 2 x clients_per_round)."
+    )
+    selection_epsilon: float = Field(
+        0.1, ge=0, le=1, description="Fraction of exploration picks in loss_gap selection."
+    )
+
+    # --- run ----------------------------------------------------------------
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for partition, selection and training.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where clients train: 'auto' picks CUDA when available."
+    )
+    num_threads: int = Field(
+        2, ge=1, le=256, description="torch CPU threads per client process (fixed so runs are reproducible)."
+    )
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> ExperimentSpec:
+        if self.clients_per_round > self.num_clients:
+            raise ValueError(
+                f"clients_per_round ({self.clients_per_round}) must be <= num_clients ({self.num_clients})"
+            )
+        if (self.local_steps is None) == (self.local_epochs is None):
+            raise ValueError("set exactly one of local_steps and local_epochs")
+        if self.poc_candidates is not None and not (
+            self.clients_per_round <= self.poc_candidates <= self.num_clients
+        ):
+            raise ValueError(
+                f"poc_candidates ({self.poc_candidates}) must be between clients_per_round "
+                f"({self.clients_per_round}) and num_clients ({self.num_clients})"
+            )
+        if len(set(self.lora_targets)) != len(self.lora_targets):
+            raise ValueError("lora_targets must not repeat a projection")
+        if self.dataset == "local" and not self.data_path:
+            raise ValueError("dataset 'local' needs data_path")
+        return self
+
+    @property
+    def pruned(self) -> bool:
+        return self.sparsity > 0
+
+    def with_overrides(self, **overrides: Any) -> ExperimentSpec:
+        """A new validated spec with some fields replaced."""
+        data = self.model_dump()
+        data.update(overrides)
+        return validate_spec(data)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem: 'field: message (got value)'."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "spec"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"{loc}: {msg} (got {e.get('input')!r})")
+    return "; ".join(lines)
+
+
+def validate_spec(data: dict[str, Any]) -> ExperimentSpec:
+    """Validate a dict into a spec, raising :class:`SpecError` with a readable message."""
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err)) from err
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Load a spec from a YAML or JSON file (YAML with ``safe_load`` only)."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise SpecError(f"{p}: a spec file must hold a mapping of field: value")
+    if "preset" in data:
+        base = data.pop("preset")
+        overrides = data.pop("overrides", {}) or {}
+        overrides.update(data)
+        return preset(base, **overrides)
+    return validate_spec(data)
+
+
+# --- presets -----------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "_about": "tiny random BERT on synthetic data; finishes in seconds (tests, CI, first look)",
+        "model": "tiny-bert",
+        "dataset": "synthetic",
+        "num_clients": 6,
+        "clients_per_round": 3,
+        "rounds": 3,
+        "local_steps": 5,
+        "batch_size": 16,
+        "learning_rate": 5e-3,
+        "max_seq_len": 32,
+        "eval_size": 200,
+        "importance_samples": 32,
+        "sparsity": 0.5,
+        "aggregation": "head_weighted",
+        "selection": "loss_gap",
+        "num_threads": 1,
+    },
+    "demo": {
+        "_about": "MiniLM-L6 + SNLI, IID clients, 50% heads pruned (mask); a few minutes on 2 CPU cores",
+        "model": "minilm-l6",
+        "dataset": "snli",
+        "num_clients": 10,
+        "clients_per_round": 4,
+        "rounds": 6,
+        "local_steps": 12,
+        "batch_size": 16,
+        "learning_rate": 3e-3,
+        "max_seq_len": 64,
+        "eval_size": 500,
+        "importance_samples": 32,
+        "sparsity": 0.5,
+        "prune_mode": "mask",
+        "aggregation": "head_weighted",
+        "selection": "loss_gap",
+    },
+    "paper-dense": {
+        "_about": "benchmark baseline: dense LoRA FedAvg, MiniLM-L6 + SNLI, Dirichlet label skew",
+        "model": "minilm-l6",
+        "dataset": "snli",
+        "partition": "dirichlet",
+        "dirichlet_alpha": 1.0,
+        "num_clients": 20,
+        "clients_per_round": 4,
+        "rounds": 16,
+        "local_steps": 15,
+        "batch_size": 16,
+        "learning_rate": 2e-3,
+        "max_seq_len": 64,
+        "eval_size": 1000,
+        "sparsity": 0.0,
+        "aggregation": "fedavg",
+        "selection": "random",
+    },
+    "paper-pruned": {
+        "_about": "benchmark: 90% heads pruned, head-weighted aggregation, loss-gap selection",
+        "model": "minilm-l6",
+        "dataset": "snli",
+        "partition": "dirichlet",
+        "dirichlet_alpha": 1.0,
+        "num_clients": 20,
+        "clients_per_round": 4,
+        "rounds": 16,
+        "local_steps": 15,
+        "batch_size": 16,
+        "learning_rate": 2e-3,
+        "max_seq_len": 64,
+        "eval_size": 1000,
+        "sparsity": 0.9,
+        "prune_mode": "mask",
+        "aggregation": "head_weighted",
+        "selection": "loss_gap",
+    },
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset_about(name: str) -> str:
+    return str(PRESETS[name].get("_about", ""))
+
+
+def preset(name: str, **overrides: Any) -> ExperimentSpec:
+    """A named preset, optionally with some fields overridden."""
+    if name not in PRESETS:
+        raise SpecError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    data = {k: v for k, v in PRESETS[name].items() if not k.startswith("_")}
+    data.update(overrides)
+    return validate_spec(data)
