@@ -1,0 +1,201 @@
+"""The ``fedheads`` command line: run experiments, list presets, fetch offline assets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _parse_value(text: str) -> Any:
+    """`--set key=value` values are YAML scalars/lists (safe_load)."""
+    return yaml.safe_load(text)
+
+
+def _spec_from_args(args: argparse.Namespace) -> Any:
+    from fedcore.spec import load_spec, preset
+
+    overrides: dict[str, Any] = {}
+    for item in args.set or []:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = _parse_value(v)
+    if args.preset:
+        return preset(args.preset, **overrides), args.preset
+    if not args.spec:
+        raise SystemExit("give a spec file or --preset NAME (see `fedheads presets`)")
+    spec = load_spec(args.spec)
+    return (spec.with_overrides(**overrides) if overrides else spec), Path(args.spec).stem
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedcore.spec import preset, preset_about, preset_names
+
+    table = Table(title="fedheads presets")
+    for col in ("name", "model", "dataset", "clients", "rounds", "sparsity", "about"):
+        table.add_column(col)
+    for name in preset_names():
+        s = preset(name)
+        table.add_row(name, s.model, s.dataset, f"{s.clients_per_round}/{s.num_clients}", str(s.rounds),
+                      f"{s.sparsity:g} ({s.prune_mode})", preset_about(name))
+    Console().print(table)
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from fedcore.assets import assets_cli
+
+    return assets_cli(args.names, cache_dir=args.cache_dir, include_optional=args.all, check_only=args.check)
+
+
+def _fmt_mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from fedcore.context import Paths, get_context
+    from fedcore.simulation import RoundResult, run_simulation, save_adapter, summarize
+    from fedcore.spec import ExperimentSpec, SpecError
+
+    console = Console(stderr=True)
+    try:
+        if args.resume:
+            out = Path(args.resume)
+            spec = ExperimentSpec.model_validate_json((out / "spec.json").read_text(encoding="utf-8"))
+        else:
+            spec, label = _spec_from_args(args)
+            out = Path(args.out) if args.out else Path("runs") / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+            if (out / "checkpoint" / "state.json").exists():
+                raise SystemExit(f"{out} already holds a run; use `fedheads run --resume {out}` or another --out")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "spec.json").write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+    except SpecError as err:
+        console.print(f"[red]invalid spec:[/red] {err}")
+        return 2
+
+    paths = Paths(cache_dir=args.cache_dir, data_root=Path(args.data_root) if args.data_root else None)
+    console.print(f"[bold]fedheads[/bold] {spec.model} on {spec.dataset}: {spec.rounds} rounds x "
+                  f"{spec.clients_per_round}/{spec.num_clients} clients, sparsity {spec.sparsity:g} "
+                  f"({spec.prune_mode}), {spec.aggregation}, {spec.selection} -> {out}")
+    t0 = time.perf_counter()
+    try:
+        ctx = get_context(spec, paths)
+    except Exception as err:  # missing asset, bad path: say what to do, not a traceback
+        console.print(f"[red]cannot start:[/red] {err}")
+        return 2
+    console.print(f"loaded model and data in {time.perf_counter() - t0:.1f} s "
+                  f"({len(ctx.blocks)} attention blocks x {ctx.blocks[0].num_heads} heads, "
+                  f"{len(ctx.data.train)} train / {min(len(ctx.data.test), spec.eval_size)} test examples)")
+
+    runner = None
+    if args.workers and args.workers > 1:
+        from fedcore.runners import ProcessPoolRunner
+
+        runner = ProcessPoolRunner(spec, args.workers, paths)
+
+    sent = {"bytes": 0}
+    last: dict[str, Any] = {"acc": None}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as progress:
+        rounds_bar = progress.add_task("rounds", total=spec.rounds, info="")
+        clients_bar = progress.add_task("clients", total=spec.clients_per_round, info="")
+
+        def on_client(u: Any, j: int, m: int) -> None:
+            progress.update(clients_bar, completed=j, total=m, info=f"client {u.client}: loss {u.train_loss:.3f}")
+
+        def on_round(r: RoundResult) -> None:
+            sent["bytes"] += r.bytes_up + r.bytes_down
+            acc = r.metrics.get("accuracy")
+            last["acc"] = acc
+            figure = f"acc {acc:.3f}" if acc is not None else f"rougeL {r.metrics.get('rougeL', 0):.3f}"
+            progress.update(rounds_bar, completed=r.round, info=f"{figure}, sent {_fmt_mb(sent['bytes'])}")
+            progress.update(clients_bar, completed=0)
+
+        try:
+            result = run_simulation(spec, paths=paths, context=ctx, client_runner=runner,
+                                    on_round_end=on_round, on_client_done=on_client,
+                                    checkpoint_dir=out / "checkpoint", stop_after_round=args.stop_after)
+        finally:
+            if runner is not None:
+                runner.close()
+
+    rounds = [r.to_dict() for r in result.rounds]
+    summary = summarize(rounds)
+    (out / "results.json").write_text(json.dumps(
+        {"spec": spec.model_dump(), "status": result.status, "summary": summary, "rounds": rounds,
+         "blocks": [b.name for b in ctx.blocks],
+         "clients": [{"client": i, "examples": n, "label_histogram": h}
+                     for i, (n, h) in enumerate(zip(ctx.num_examples, ctx.label_histograms(), strict=True))]},
+        indent=1), encoding="utf-8")
+    if result.status == "succeeded":
+        save_adapter(ctx, result.final_state, out / "adapter")
+
+    table = Table(title=f"fedheads run: {result.status} in {time.perf_counter() - t0:.0f} s")
+    table.add_column("round", justify="right")
+    for col in ("accuracy" if ctx.task == "classification" else "rougeL", "eval loss", "selected",
+                "uplink MB", "dense uplink MB", "OPs (G)", "dense OPs (G)", "time s"):
+        table.add_column(col, justify="right")
+    for r in result.rounds:
+        main = r.metrics.get("accuracy", r.metrics.get("rougeL", 0.0))
+        table.add_row(str(r.round), f"{main:.4f}", f"{r.metrics['loss']:.4f}", ",".join(map(str, r.selection["selected"])),
+                      f"{r.bytes_up / 1e6:.3f}", f"{r.bytes_up_dense / 1e6:.3f}", f"{r.ops / 1e9:.1f}",
+                      f"{r.ops_dense / 1e9:.1f}", f"{r.wall_time:.1f}")
+    Console().print(table)
+    if summary.get("rounds"):
+        adv = summary["uplink_advantage"]
+        Console().print(
+            f"uplink advantage {adv:.2f}x, both directions {summary['total_advantage']:.2f}x, "
+            f"OPs reduction whole-step {summary['ops_reduction']:.2f}x / attention+LoRA "
+            f"{summary['ops_attention_reduction']:.2f}x; results in {out / 'results.json'}")
+    return 0 if result.status in ("succeeded", "stopped") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fedheads", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a federated experiment locally")
+    r.add_argument("spec", nargs="?", help="spec file (YAML or JSON)")
+    r.add_argument("--preset", help="start from a named preset (see `fedheads presets`)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field (repeatable)")
+    r.add_argument("--out", help="output folder (default runs/<name>-<time>)")
+    r.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
+    r.add_argument("--workers", type=int, default=1, help="train a round's clients in N processes")
+    r.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    r.add_argument("--cache-dir", type=Path, default=None, help="asset cache (default ~/.cache/fedheads/assets)")
+    r.add_argument("--data-root", default=None, help="folder local datasets must live in (default: cwd)")
+    r.set_defaults(func=cmd_run)
+
+    pr = sub.add_parser("presets", help="list the named presets")
+    pr.set_defaults(func=cmd_presets)
+
+    a = sub.add_parser("assets", help="download and verify the offline models and datasets")
+    a.add_argument("names", nargs="*", help="asset names (default: all default assets)")
+    a.add_argument("--all", action="store_true", help="include optional assets (smollm2-135m)")
+    a.add_argument("--check", action="store_true", help="only report what is present")
+    a.add_argument("--cache-dir", type=Path, default=None)
+    a.set_defaults(func=cmd_assets)
+
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

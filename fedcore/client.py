@@ -1,0 +1,249 @@
+"""One client's work in one round: importance, kept heads, local training, upload.
+
+The result depends only on (global state, client id, round, spec): every random
+choice is seeded from those, so a client trained in another process, on another
+worker or twice gives the same update.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from torch import Tensor, nn
+
+from fedcore.accounting import OpsCount, payload_bytes, serialize_payload, step_ops
+from fedcore.context import RunContext
+from fedcore.importance import confidence_importance, gradient_importance
+from fedcore.lora_state import PEFT_PREFIX, State, state_to
+from fedcore.models.families import Batch
+from fedcore.pruning import choose_kept
+
+
+class Cancelled(RuntimeError):
+    """Raised inside local training when the run was asked to stop."""
+
+
+@dataclass
+class ClientTask:
+    round: int
+    client: int
+    global_state: State
+
+
+@dataclass
+class ClientUpdate:
+    """What a client returns: the serialised upload plus figures for the record."""
+
+    round: int
+    client: int
+    num_examples: int
+    payload: bytes  # safetensors bytes of the upload, exactly what is sent
+    bytes_up: int
+    bytes_up_dense: int
+    bytes_down: int
+    kept: list[list[bool]]
+    importance: list[list[float]]
+    loss_global: float
+    loss_local: float
+    train_loss: float
+    steps: int
+    ops: float
+    ops_dense: float
+    ops_attention: float
+    ops_attention_dense: float
+    wall_time: float
+    train_time: float
+    extra: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        """JSON-able figures (everything but the payload)."""
+        d = {k: v for k, v in self.__dict__.items() if k != "payload"}
+        return d
+
+
+def client_seed(seed: int, round_: int, client: int) -> int:
+    return int(np.random.SeedSequence([seed, round_, client]).generate_state(1)[0])
+
+
+def batches(ctx: RunContext, indices: Sequence[int], batch_size: int) -> Iterator[Batch]:
+    spec = ctx.spec
+    for i in range(0, len(indices), batch_size):
+        exs = [ctx.data.train[j] for j in indices[i : i + batch_size]]
+        yield to_device(ctx.family.collate(ctx.tokenizer, exs, task=ctx.task, label_names=ctx.label_names,
+                                           max_len=spec.max_seq_len, max_target_len=spec.max_target_len), ctx.device)
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def mean_loss(ctx: RunContext, model: nn.Module, sample: Sequence[Batch]) -> float:
+    was = model.training
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for b in sample:
+            losses = ctx.family.per_example_loss(model, b)
+            total += float(losses.sum())
+            n += losses.numel()
+    model.train(was)
+    return total / max(n, 1)
+
+
+def load_global(ctx: RunContext, state: State) -> None:
+    set_peft_model_state_dict(ctx.model, state_to(state, ctx.device))
+
+
+def client_probe(ctx: RunContext, client: int, round_: int) -> list[Batch]:
+    """The client's seeded local sample used for importance and for loss figures."""
+    idx = ctx.client_indices[client]
+    rng = np.random.default_rng(client_seed(ctx.spec.seed, round_, client) + 1)
+    pick = rng.permutation(len(idx))[: ctx.spec.importance_samples]
+    return list(batches(ctx, [idx[i] for i in pick], ctx.spec.eval_batch_size))
+
+
+def global_loss(ctx: RunContext, state: State, client: int, round_: int) -> float:
+    """Loss of the global model on a client's local sample (power-of-choice, loss gap)."""
+    load_global(ctx, state)
+    return mean_loss(ctx, ctx.model, client_probe(ctx, client, round_))
+
+
+def _local_steps(ctx: RunContext, n: int) -> int:
+    spec = ctx.spec
+    if spec.local_steps is not None:
+        return spec.local_steps
+    return max(1, math.ceil(spec.local_epochs * n / spec.batch_size))  # type: ignore[operator]
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _freeze_restorer(ctx: RunContext, model: nn.Module, kept: Tensor) -> Callable[[], None]:
+    """Mask mode: after each optimizer step, put the pruned heads' LoRA slices back."""
+    saved = []
+    params = dict(model.named_parameters())
+    for hp in ctx.layout.head_params:
+        name = hp.key.replace(".weight", ".default.weight")
+        p = params[name]
+        mask = ctx.layout.unit_mask(hp, kept)
+        if bool(mask.all()):
+            continue
+        frozen = (~mask).nonzero().flatten()
+        idx = ((frozen[:, None] * hp.unit_size) + torch.arange(hp.unit_size)).flatten().to(p.device)
+        saved.append((p, hp.axis, idx, p.detach().index_select(hp.axis, idx).clone()))
+
+    def restore() -> None:
+        with torch.no_grad():
+            for p, axis, idx, values in saved:
+                p.index_copy_(axis, idx, values)
+
+    return restore
+
+
+def train_client(
+    ctx: RunContext,
+    task: ClientTask,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+) -> ClientUpdate:
+    """Run one client's round and return its upload."""
+    t0 = time.perf_counter()
+    spec = ctx.spec
+    seed = client_seed(spec.seed, task.round, task.client)
+    idx = ctx.client_indices[task.client]
+    layout = ctx.layout
+
+    load_global(ctx, task.global_state)
+    bytes_down = payload_bytes(task.global_state)
+    probe = client_probe(ctx, task.client, task.round)
+
+    # 1. importance on local data, with the received global model
+    num_blocks, num_heads = len(ctx.blocks), ctx.blocks[0].num_heads
+    if spec.importance == "gradient":
+        importance = gradient_importance(ctx.family, ctx.model, probe, ctx.blocks, prefix=PEFT_PREFIX)
+    else:
+        exclude = ctx.special_ids if spec.importance_exclude_special else []
+        importance = confidence_importance(ctx.family, ctx.model, probe, num_blocks, num_heads, exclude_ids=exclude)
+    loss_global = mean_loss(ctx, ctx.model, probe)
+
+    # 2. heads to keep
+    kept = choose_kept(importance, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block)
+
+    # 3. the local model: the shared one (mask) or a copy with heads removed (drop)
+    restore: Callable[[], None] | None = None
+    if spec.sparsity > 0 and spec.prune_mode == "drop":
+        from fedcore.drop import drop_heads
+
+        model = copy.deepcopy(ctx.model)
+        drop_heads(model, ctx.blocks, kept, prefix=PEFT_PREFIX)
+    else:
+        model = ctx.model
+        if spec.sparsity > 0:
+            restore = _freeze_restorer(ctx, model, kept)
+
+    # 4. local training
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    steps = _local_steps(ctx, len(idx))
+    opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    model.train()
+    order: list[int] = []
+    losses: list[float] = []
+    ops = OpsCount(0.0, 0.0)
+    ops_dense = OpsCount(0.0, 0.0)
+    kept_for_ops = kept if (spec.sparsity > 0 and spec.prune_mode == "drop") else None
+    t_train = time.perf_counter()
+    for _ in range(steps):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"stopped during round {task.round}, client {task.client}")
+        if len(order) < spec.batch_size:
+            order += [idx[i] for i in rng.permutation(len(idx))]
+        chosen, order = order[: spec.batch_size], order[spec.batch_size :]
+        batch = next(batches(ctx, chosen, spec.batch_size))
+        loss = ctx.family.loss(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if restore is not None:
+            restore()
+        losses.append(float(loss.detach()))
+        enc_len = int(batch["input_ids"].shape[1])
+        dec_len = int(batch["labels"].shape[1]) if ctx.arch.family == "t5" else 0
+        n = int(batch["input_ids"].shape[0])
+        kw = dict(batch=n, enc_len=enc_len, dec_len=dec_len, lora_r=spec.lora_r, lora_targets=spec.lora_targets,
+                  train_classifier=ctx.task == "classification")
+        ops = ops + step_ops(ctx.arch, kept=kept_for_ops, **kw)  # type: ignore[arg-type]
+        ops_dense = ops_dense + step_ops(ctx.arch, kept=None, **kw)  # type: ignore[arg-type]
+    train_time = time.perf_counter() - t_train
+    model.eval()
+
+    # 5. loss of the trained local model on the same sample (loss-gap selection)
+    loss_local = mean_loss(ctx, model, probe)
+
+    # 6. upload: shared halves + kept slices (drop-mode tensors are already sliced)
+    local = get_peft_model_state_dict(model)
+    if spec.sparsity > 0 and spec.prune_mode == "drop":
+        sliced = {k: local[k] for k in layout.keys}
+    else:
+        sliced = layout.slice_state(local, kept)
+    upload = layout.upload(sliced, kept, importance)
+    blob = serialize_payload(upload)
+    dense_bytes = payload_bytes({k: v.detach().cpu() for k, v in get_peft_model_state_dict(ctx.model).items()}) \
+        if spec.sparsity > 0 and spec.prune_mode == "drop" else payload_bytes(
+            {k: v.detach().cpu() for k, v in local.items()})
+    return ClientUpdate(
+        round=task.round, client=task.client, num_examples=len(idx), payload=blob, bytes_up=len(blob),
+        bytes_up_dense=dense_bytes, bytes_down=bytes_down, kept=kept.tolist(),
+        importance=importance.tolist(), loss_global=loss_global, loss_local=loss_local,
+        train_loss=float(np.mean(losses)) if losses else float("nan"), steps=steps,
+        ops=ops.whole_step, ops_dense=ops_dense.whole_step, ops_attention=ops.attention_lora,
+        ops_attention_dense=ops_dense.attention_lora, wall_time=time.perf_counter() - t0, train_time=train_time,
+    )

@@ -1,0 +1,52 @@
+"""Client runners beyond the sequential one: a pool of worker processes.
+
+Each worker process builds its own :class:`~fedcore.context.RunContext` from the
+spec (once) and trains the clients it is given. A client's update depends only
+on its inputs, so the pool gives exactly the sequential runner's results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from fedcore.client import ClientTask, ClientUpdate, train_client
+from fedcore.context import Paths, get_context
+from fedcore.spec import ExperimentSpec
+
+_worker_spec: ExperimentSpec | None = None
+_worker_paths: Paths | None = None
+
+
+def _init(spec_json: str, paths: Paths | None) -> None:
+    global _worker_spec, _worker_paths
+    _worker_spec = ExperimentSpec.model_validate_json(spec_json)
+    _worker_paths = paths
+
+
+def _train(task: ClientTask) -> ClientUpdate:
+    assert _worker_spec is not None
+    return train_client(get_context(_worker_spec, _worker_paths), task)
+
+
+class ProcessPoolRunner:
+    """Train a round's clients in parallel worker processes (spawned, so torch state is clean)."""
+
+    def __init__(self, spec: ExperimentSpec, workers: int, paths: Paths | None = None) -> None:
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init,
+            initargs=(spec.model_dump_json(), paths),
+        )
+
+    def __call__(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
+        return list(self._pool.map(_train, tasks))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ProcessPoolRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,261 @@
+"""The federated round loop.
+
+One round: select -> broadcast the global LoRA state -> each client scores its
+heads, keeps its top (1 - s), trains locally and uploads -> the server
+aggregates, evaluates on the held-out split and records everything -> next.
+
+The loop takes injected callables (Flower style): a client runner (sequential
+here, a process pool in :mod:`fedcore.runners`, Celery in ``worker/``),
+``on_round_end(RoundResult)`` and ``should_stop()``. After every round it writes
+a checkpoint (global state as safetensors, selection state, the records), and
+``run_simulation(..., checkpoint_dir=d)`` resumes from the last one found there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fedcore.client import Cancelled, ClientTask, ClientUpdate, global_loss, train_client
+from fedcore.context import Paths, RunContext, get_context
+from fedcore.evaluate import evaluate
+from fedcore.lora_state import State, clone_state
+from fedcore.selection import ClientFeedback, make_selector
+from fedcore.server import aggregate_updates
+from fedcore.spec import ExperimentSpec
+
+ClientRunner = Callable[[Sequence[ClientTask]], list[ClientUpdate]]
+
+
+@dataclass
+class RoundResult:
+    """Everything recorded about one round (JSON-able through :meth:`to_dict`)."""
+
+    round: int
+    metrics: dict[str, float]
+    selection: dict[str, Any]
+    clients: list[dict[str, Any]]
+    global_importance: list[list[float]]
+    agreement: list[list[float | None]]
+    head_weights: list[list[list[float]]]  # (selected clients, blocks, heads)
+    bytes_up: int
+    bytes_up_dense: int
+    bytes_down: int
+    ops: float
+    ops_dense: float
+    ops_attention: float
+    ops_attention_dense: float
+    train_loss: float
+    wall_time: float
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.metrics.get("accuracy")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+
+def _clean(x: Any) -> Any:
+    """NaN/inf to None so the record is valid JSON."""
+    if isinstance(x, float):
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    return x
+
+
+@dataclass
+class RunResult:
+    spec: ExperimentSpec
+    rounds: list[RoundResult]
+    final_state: State
+    status: str  # "succeeded" | "cancelled"
+
+    def summary(self) -> dict[str, Any]:
+        return summarize([r.to_dict() for r in self.rounds])
+
+
+def summarize(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Headline figures of a run from its round records."""
+    if not rounds:
+        return {"rounds": 0}
+    up = sum(r["bytes_up"] for r in rounds)
+    up_dense = sum(r["bytes_up_dense"] for r in rounds)
+    down = sum(r["bytes_down"] for r in rounds)
+    ops = sum(r["ops"] for r in rounds)
+    ops_dense = sum(r["ops_dense"] for r in rounds)
+    att = sum(r["ops_attention"] for r in rounds)
+    att_dense = sum(r["ops_attention_dense"] for r in rounds)
+    accs = [r["metrics"].get("accuracy") for r in rounds if r["metrics"].get("accuracy") is not None]
+    return {
+        "rounds": len(rounds),
+        "final_accuracy": accs[-1] if accs else None,
+        "best_accuracy": max(accs) if accs else None,
+        "final_metrics": rounds[-1]["metrics"],
+        "bytes_up": up,
+        "bytes_up_dense": up_dense,
+        "bytes_down": down,
+        "uplink_advantage": up_dense / up if up else None,
+        "total_advantage": (up_dense + down) / (up + down) if up + down else None,
+        "ops": ops,
+        "ops_dense": ops_dense,
+        "ops_reduction": ops_dense / ops if ops else None,
+        "ops_attention_reduction": att_dense / att if att else None,
+        "wall_time": sum(r["wall_time"] for r in rounds),
+    }
+
+
+# --- runners ---------------------------------------------------------------------
+
+
+def sequential_runner(ctx: RunContext, should_stop: Callable[[], bool] | None = None,
+                      on_client_done: Callable[[ClientUpdate, int, int], None] | None = None) -> ClientRunner:
+    """Train the round's clients one after another in this process."""
+
+    def run(tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
+        out = []
+        for i, t in enumerate(tasks):
+            u = train_client(ctx, t, should_stop=should_stop)
+            out.append(u)
+            if on_client_done is not None:
+                on_client_done(u, i + 1, len(tasks))
+        return out
+
+    return run
+
+
+# --- checkpoints -------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(data, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_checkpoint(directory: Path, round_: int, state: State, selector_state: dict, records: list[dict]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = directory / f"global_round_{round_:04d}.safetensors"
+    tmp = tensors.with_suffix(".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, tensors)
+    _atomic_write(directory / "state.json", json.dumps(
+        {"round": round_, "global": tensors.name, "selector": selector_state, "records": records}))
+
+
+def load_checkpoint(directory: Path) -> tuple[int, State, dict, list[dict]] | None:
+    p = directory / "state.json"
+    if not p.is_file():
+        return None
+    meta = json.loads(p.read_text(encoding="utf-8"))
+    state = load_file(str(directory / meta["global"]))
+    return int(meta["round"]), state, meta["selector"], list(meta["records"])
+
+
+# --- the loop ----------------------------------------------------------------------
+
+
+def run_simulation(
+    spec: ExperimentSpec,
+    *,
+    paths: Paths | None = None,
+    client_runner: ClientRunner | None = None,
+    on_round_end: Callable[[RoundResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_client_done: Callable[[ClientUpdate, int, int], None] | None = None,
+    checkpoint_dir: Path | None = None,
+    stop_after_round: int | None = None,
+    context: RunContext | None = None,
+) -> RunResult:
+    """Run (or resume) the federated simulation described by ``spec``."""
+    ctx = context or get_context(spec, paths)
+    runner = client_runner or sequential_runner(ctx, should_stop, on_client_done)
+    selector = make_selector(spec.selection, num_clients=spec.num_clients, per_round=spec.clients_per_round,
+                             num_examples=ctx.num_examples, seed=spec.seed, candidates=spec.poc_candidates,
+                             epsilon=spec.selection_epsilon)
+    state = clone_state(ctx.initial_state)
+    records: list[dict] = []
+    start = 1
+    if checkpoint_dir is not None and (ck := load_checkpoint(checkpoint_dir)) is not None:
+        done, state, sel_state, records = ck
+        selector.load_state_dict(sel_state)
+        start = done + 1
+    results = [_from_dict(r) for r in records]
+    global_imp: torch.Tensor | None = (
+        torch.tensor(results[-1].global_importance) if results else None
+    )
+    status = "succeeded"
+    for rnd in range(start, spec.rounds + 1):
+        if should_stop is not None and should_stop():
+            status = "cancelled"
+            break
+        t0 = time.perf_counter()
+        record = selector.select(
+            rnd,
+            loss_fn=lambda cands, r=rnd, s=state: {c: global_loss(ctx, s, c, r) for c in cands},
+            global_importance=global_imp,
+        )
+        tasks = [ClientTask(round=rnd, client=c, global_state=state) for c in record.selected]
+        try:
+            updates = runner(tasks)
+        except Cancelled:
+            status = "cancelled"
+            break
+        updates = sorted(updates, key=lambda u: record.selected.index(u.client))
+        agg = aggregate_updates(spec, ctx.layout, state, [u.payload for u in updates],
+                                [u.num_examples for u in updates])
+        state = agg.state
+        global_imp = agg.global_importance
+        selector.update([ClientFeedback(client=u.client, round=rnd, loss_global=u.loss_global,
+                                        loss_local=u.loss_local, kept=u.kept) for u in updates])
+        metrics = evaluate(ctx, state)
+        result = RoundResult(
+            round=rnd, metrics=metrics, selection=asdict(record), clients=[u.record() for u in updates],
+            global_importance=agg.global_importance.tolist(), agreement=agg.agreement.tolist(),
+            head_weights=agg.weights.tolist(),
+            bytes_up=sum(u.bytes_up for u in updates), bytes_up_dense=sum(u.bytes_up_dense for u in updates),
+            bytes_down=sum(u.bytes_down for u in updates),
+            ops=sum(u.ops for u in updates), ops_dense=sum(u.ops_dense for u in updates),
+            ops_attention=sum(u.ops_attention for u in updates),
+            ops_attention_dense=sum(u.ops_attention_dense for u in updates),
+            train_loss=sum(u.train_loss * u.num_examples for u in updates) / max(sum(u.num_examples for u in updates), 1),
+            wall_time=time.perf_counter() - t0,
+        )
+        results.append(result)
+        records.append(result.to_dict())
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, rnd, state, selector.state_dict(), records)
+        if on_round_end is not None:
+            on_round_end(result)
+        if stop_after_round is not None and rnd >= stop_after_round and rnd < spec.rounds:
+            status = "stopped"
+            break
+    return RunResult(spec=spec, rounds=results, final_state=state, status=status)
+
+
+def _from_dict(d: dict[str, Any]) -> RoundResult:
+    keys = RoundResult.__dataclass_fields__
+    return RoundResult(**{k: d[k] for k in keys if k in d})
+
+
+def save_adapter(ctx: RunContext, state: State, directory: Path) -> Path:
+    """Write ``state`` as a PEFT adapter folder that ``PeftModel.from_pretrained`` loads."""
+    from fedcore.client import load_global
+
+    load_global(ctx, state)
+    directory.mkdir(parents=True, exist_ok=True)
+    ctx.model.save_pretrained(str(directory))
+    return directory

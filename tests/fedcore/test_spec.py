@@ -1,0 +1,81 @@
+"""The experiment spec: bounds, relations, presets, files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fedcore.spec import ExperimentSpec, SpecError, load_spec, preset, preset_names, validate_spec
+
+
+def test_out_of_bounds_sparsity_names_field_and_range() -> None:
+    with pytest.raises(SpecError) as err:
+        validate_spec({"sparsity": 1.5})
+    assert "sparsity" in str(err.value)
+    assert "0.99" in str(err.value)
+
+
+def test_clients_per_round_above_num_clients_is_refused() -> None:
+    with pytest.raises(SpecError, match=r"clients_per_round \(8\) must be <= num_clients \(4\)"):
+        validate_spec({"num_clients": 4, "clients_per_round": 8})
+
+
+def test_unknown_field_is_refused() -> None:
+    with pytest.raises(SpecError, match="sparsty: unknown field"):
+        validate_spec({"sparsty": 0.5})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [("batch_size", 0, "1"), ("learning_rate", 2.0, "1"), ("max_seq_len", 4, "8"), ("rounds", 0, "1")],
+)
+def test_bounds_enforced_for_each_field(field: str, value: float, bound: str) -> None:
+    with pytest.raises(SpecError) as err:
+        validate_spec({field: value})
+    assert field in str(err.value) and bound in str(err.value)
+
+
+def test_exactly_one_of_steps_and_epochs_required() -> None:
+    with pytest.raises(SpecError, match="exactly one of local_steps and local_epochs"):
+        validate_spec({"local_steps": None, "local_epochs": None})
+    assert validate_spec({"local_steps": None, "local_epochs": 1.0}).local_epochs == 1.0
+
+
+def test_every_preset_validates_and_lists() -> None:
+    names = preset_names()
+    assert {"smoke", "demo", "paper-dense", "paper-pruned"} <= set(names)
+    for name in names:
+        assert isinstance(preset(name), ExperimentSpec)
+    assert preset("paper-pruned").sparsity == 0.9
+    assert preset("paper-dense").sparsity == 0.0
+
+
+def test_unknown_preset_lists_choices() -> None:
+    with pytest.raises(SpecError, match="smoke"):
+        preset("nope")
+
+
+def test_spec_loads_from_yaml_with_preset_and_json(tmp_path) -> None:
+    y = tmp_path / "s.yaml"
+    y.write_text("preset: smoke\nrounds: 7\nsparsity: 0.25\n")
+    spec = load_spec(y)
+    assert spec.rounds == 7 and spec.sparsity == 0.25 and spec.model == "tiny-bert"
+    j = tmp_path / "s.json"
+    j.write_text(json.dumps({"model": "tiny-t5", "dataset": "synthetic", "rounds": 2}))
+    assert load_spec(j).model == "tiny-t5"
+
+
+def test_yaml_is_loaded_safely(tmp_path) -> None:
+    y = tmp_path / "evil.yaml"
+    y.write_text("rounds: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(Exception) as err:
+        load_spec(y)
+    assert "ConstructorError" in type(err.value).__name__ or "could not determine" in str(err.value)
+
+
+def test_json_schema_has_descriptions_and_bounds() -> None:
+    schema = ExperimentSpec.model_json_schema()
+    sp = schema["properties"]["sparsity"]
+    assert sp["maximum"] == 0.99 and sp["minimum"] == 0 and sp["description"]
+    assert all("description" in p for p in schema["properties"].values())
