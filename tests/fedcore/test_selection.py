@@ -1,0 +1,182 @@
+"""Tests for fedcore.selection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from fedcore.selection import ClientFeedback, SelectionRecord, Selector, make_selector
+
+STRATEGIES = ["random", "power_of_choice", "loss_gap", "head_coverage"]
+NUM_CLIENTS = 12
+NUM_EXAMPLES = [10, 50, 20, 5, 80, 30, 60, 15, 25, 40, 70, 35]
+
+
+def _loss_fn(cands: list[int]) -> dict[int, float]:
+    return {k: float((k * 7) % 5) + 0.1 * k for k in cands}
+
+
+def _feedback(round: int) -> list[ClientFeedback]:
+    """Feedback for half the clients, with varied gaps and masks over 2 blocks x 3 heads."""
+    out = []
+    for k in range(0, NUM_CLIENTS, 2):
+        mask = [[(k + b + h) % 3 == 0 for h in range(3)] for b in range(2)]
+        out.append(
+            ClientFeedback(client=k, round=round, loss_global=1.0 + 0.1 * k, loss_local=0.5, kept=mask)
+        )
+    return out
+
+
+def _selector(strategy: str, seed: int, per_round: int = 4) -> Selector:
+    return make_selector(
+        strategy,  # type: ignore[arg-type]
+        num_clients=NUM_CLIENTS,
+        per_round=per_round,
+        num_examples=NUM_EXAMPLES,
+        seed=seed,
+        epsilon=0.25,
+    )
+
+
+def _select(sel: Selector, round: int) -> SelectionRecord:
+    return sel.select(round, loss_fn=_loss_fn, global_importance=torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_select_is_deterministic_for_seed_including_after_state_reload(strategy: str) -> None:
+    # Prepare
+    sel = _selector(strategy, seed=3)
+    sel.update(_feedback(0))
+    fresh = _selector(strategy, seed=3)
+    fresh.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+    # Execute
+    first, second, resumed = _select(sel, 5), _select(sel, 5), _select(fresh, 5)
+    # Assert
+    assert first == second
+    assert first == resumed
+    json.dumps(asdict(first))  # JSON-able
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_select_differs_when_seeds_differ(strategy: str) -> None:
+    # Prepare
+    a, b = _selector(strategy, seed=1), _selector(strategy, seed=2)
+    # Execute: over several rounds at least one selection must differ
+    picks_a = [_select(a, r).selected for r in range(5)]
+    picks_b = [_select(b, r).selected for r in range(5)]
+    # Assert
+    assert picks_a != picks_b
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_select_returns_per_round_distinct_ids_in_range(strategy: str) -> None:
+    # Prepare
+    sel = _selector(strategy, seed=0, per_round=5)
+    sel.update(_feedback(0))
+    # Execute
+    rec = _select(sel, 1)
+    # Assert
+    assert len(rec.selected) == 5
+    assert len(set(rec.selected)) == 5
+    assert all(0 <= k < NUM_CLIENTS for k in rec.selected)
+    assert set(rec.selected) <= set(rec.candidates)
+    assert rec.strategy == strategy and rec.round == 1 and rec.reason
+
+
+def test_power_of_choice_picks_highest_loss_candidates() -> None:
+    # Prepare
+    sel = make_selector(
+        "power_of_choice",
+        num_clients=NUM_CLIENTS,
+        per_round=3,
+        num_examples=NUM_EXAMPLES,
+        seed=4,
+        candidates=7,
+    )
+    # Execute
+    rec = sel.select(0, loss_fn=_loss_fn)
+    # Assert
+    assert len(rec.candidates) == 7
+    assert set(rec.scores) == set(rec.candidates)
+    top = sorted(rec.candidates, key=lambda k: -_loss_fn([k])[k])[:3]
+    assert rec.selected == top
+
+
+def test_power_of_choice_raises_when_loss_fn_missing() -> None:
+    # Prepare
+    sel = _selector("power_of_choice", seed=0)
+    # Execute / Assert
+    with pytest.raises(ValueError):
+        sel.select(0)
+
+
+def test_loss_gap_prefers_unseen_then_highest_gap() -> None:
+    # Prepare: 6 clients; 0..4 seen with gaps 0.1, 0.5, 0.3, 0.9, 0.2; client 5 unseen
+    gaps = [0.1, 0.5, 0.3, 0.9, 0.2]
+    sel = make_selector("loss_gap", num_clients=6, per_round=3, num_examples=[1] * 6, seed=0, epsilon=0.0)
+    sel.update(
+        [ClientFeedback(client=k, round=0, loss_global=1.0 + g, loss_local=1.0) for k, g in enumerate(gaps)]
+    )
+    # Execute
+    rec = sel.select(1)
+    # Assert
+    assert rec.selected == [5, 3, 1]
+    assert rec.scores[3] == pytest.approx(0.9)
+    assert 5 not in rec.scores
+    assert "1 unseen client" in rec.reason
+
+
+def test_loss_gap_replaces_lowest_seen_pick_when_exploring() -> None:
+    # Prepare: all seen; epsilon 0.25 of 4 -> 1 exploration pick
+    sel = make_selector("loss_gap", num_clients=8, per_round=4, num_examples=[1] * 8, seed=9, epsilon=0.25)
+    sel.update([ClientFeedback(client=k, round=0, loss_global=float(k), loss_local=0.0) for k in range(8)])
+    # Execute
+    rec = sel.select(1)
+    # Assert: the three highest gaps stay, the fourth is a random one of 0..4
+    assert rec.selected[:3] == [7, 6, 5]
+    assert rec.selected[3] in {0, 1, 2, 3, 4}
+    assert "1 exploration pick" in rec.reason
+
+
+def test_head_coverage_prefers_disjoint_heads_over_duplicate() -> None:
+    # Prepare: client 0 has the most important heads; 1 duplicates 0; 2 covers the others
+    imp = torch.tensor([[3.0, 3.0, 1.0, 1.0]])
+    masks = {
+        0: [[True, True, False, False]],
+        1: [[True, True, False, False]],
+        2: [[False, False, True, True]],
+    }
+    sel = make_selector("head_coverage", num_clients=3, per_round=2, num_examples=[1, 1, 1], seed=0)
+    sel.update(
+        [ClientFeedback(client=k, round=0, loss_global=1.0, loss_local=0.5, kept=m) for k, m in masks.items()]
+    )
+    # Execute
+    rec = sel.select(1, global_importance=imp)
+    # Assert
+    assert set(rec.selected) == {2, rec.selected[0]}
+    assert rec.selected[0] in {0, 1}
+    assert rec.selected[1] == 2
+    assert rec.scores[2] == 2.0
+
+
+def test_head_coverage_picks_unseen_first() -> None:
+    # Prepare
+    sel = make_selector("head_coverage", num_clients=4, per_round=2, num_examples=[1] * 4, seed=5)
+    sel.update(
+        [ClientFeedback(client=k, round=0, loss_global=1.0, loss_local=0.5, kept=[[True]]) for k in (0, 1, 2)]
+    )
+    # Execute
+    rec = sel.select(1)
+    # Assert
+    assert rec.selected[0] == 3
+
+
+def test_load_state_dict_raises_when_strategy_differs() -> None:
+    # Prepare
+    state = _selector("loss_gap", seed=0).state_dict()
+    # Execute / Assert
+    with pytest.raises(ValueError):
+        _selector("head_coverage", seed=0).load_state_dict(state)
