@@ -112,7 +112,8 @@ def build_context(spec: ExperimentSpec, paths: Paths | None = None) -> RunContex
     if family.name == "llama" and task == "generation":
         modules_to_save = None
     torch.manual_seed(spec.seed)
-    cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
+    cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha,  # type: ignore[arg-type]
+                      lora_dropout=spec.lora_dropout,
                      target_modules=family.peft_targets(spec.lora_targets), modules_to_save=modules_to_save)
     device = resolve_device(spec.device)
     model = get_peft_model(base, cfg).to(device)

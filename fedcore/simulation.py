@@ -203,11 +203,10 @@ def run_simulation(
             status = "cancelled"
             break
         t0 = time.perf_counter()
-        record = selector.select(
-            rnd,
-            loss_fn=lambda cands, r=rnd, s=state: {c: global_loss(ctx, s, c, r) for c in cands},
-            global_importance=global_imp,
-        )
+        def loss_fn(cands: list[int], r: int = rnd, s: State = state) -> dict[int, float]:
+            return {c: global_loss(ctx, s, c, r) for c in cands}
+
+        record = selector.select(rnd, loss_fn=loss_fn, global_importance=global_imp)
         tasks = [ClientTask(round=rnd, client=c, global_state=state) for c in record.selected]
         try:
             updates = runner(tasks)
@@ -257,5 +256,5 @@ def save_adapter(ctx: RunContext, state: State, directory: Path) -> Path:
 
     load_global(ctx, state)
     directory.mkdir(parents=True, exist_ok=True)
-    ctx.model.save_pretrained(str(directory))
+    ctx.model.save_pretrained(str(directory))  # type: ignore[operator]
     return directory

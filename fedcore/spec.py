@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Projection = Literal["q", "k", "v", "o"]
+PROJECTION_NAMES: tuple[Projection, ...] = ("q", "k", "v", "o")
 
 
 class SpecError(ValueError):
@@ -96,7 +97,7 @@ class ExperimentSpec(BaseModel):
     lora_alpha: float = Field(16.0, gt=0, le=4096, description="LoRA scaling alpha.")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     lora_targets: list[Projection] = Field(
-        default_factory=lambda: ["q", "k", "v", "o"],
+        default_factory=lambda: list(PROJECTION_NAMES),
         min_length=1,
         max_length=4,
         description="Attention projections that get LoRA adapters (q, k, v, o).",

@@ -92,7 +92,7 @@ class BertFamily(Family):
     tasks = ("classification",)
 
     def blocks(self, model: nn.Module) -> list[AttentionBlock]:
-        cfg = model.config
+        cfg: Any = model.config
         heads = cfg.num_attention_heads
         d = cfg.hidden_size // heads
         out = []
@@ -106,7 +106,7 @@ class BertFamily(Family):
         return out
 
     def arch(self, model: nn.Module, num_labels: int) -> ArchInfo:
-        cfg = model.config
+        cfg: Any = model.config
         return ArchInfo(family="bert", hidden=cfg.hidden_size, ffn=cfg.intermediate_size, ffn_matrices=2,
                         vocab=cfg.vocab_size, num_labels=num_labels, blocks=tuple(self.blocks(model)),
                         encoder_layers=cfg.num_hidden_layers)
@@ -151,7 +151,7 @@ class T5Family(Family):
     tasks = ("classification", "generation")
 
     def blocks(self, model: nn.Module) -> list[AttentionBlock]:
-        cfg = model.config
+        cfg: Any = model.config
         heads, d = cfg.num_heads, cfg.d_kv
         out: list[AttentionBlock] = []
 
@@ -171,7 +171,7 @@ class T5Family(Family):
         return out
 
     def arch(self, model: nn.Module, num_labels: int) -> ArchInfo:
-        cfg = model.config
+        cfg: Any = model.config
         gated = bool(getattr(cfg, "is_gated_act", False))
         return ArchInfo(family="t5", hidden=cfg.d_model, ffn=cfg.d_ff, ffn_matrices=3 if gated else 2,
                         vocab=cfg.vocab_size, num_labels=0, blocks=tuple(self.blocks(model)),
@@ -225,8 +225,10 @@ class T5Family(Family):
                 out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
                 losses.append(_seq_loss(out.logits, labels))
             return torch.stack(losses, dim=1).argmin(dim=1).tolist()
-        gen = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             max_new_tokens=max_target_len, do_sample=False)
+        gen = model.generate(  # type: ignore[operator]
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            max_new_tokens=max_target_len, do_sample=False,
+        )
         return tokenizer.batch_decode(gen, skip_special_tokens=True)
 
 
@@ -249,7 +251,7 @@ class LlamaFamily(Family):
     tasks = ("classification", "generation")
 
     def blocks(self, model: nn.Module) -> list[AttentionBlock]:
-        cfg = model.config
+        cfg: Any = model.config
         heads, kv = cfg.num_attention_heads, cfg.num_key_value_heads
         d = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
         out = []
@@ -263,7 +265,7 @@ class LlamaFamily(Family):
         return out
 
     def arch(self, model: nn.Module, num_labels: int) -> ArchInfo:
-        cfg = model.config
+        cfg: Any = model.config
         return ArchInfo(family="llama", hidden=cfg.hidden_size, ffn=cfg.intermediate_size, ffn_matrices=3,
                         vocab=cfg.vocab_size, num_labels=num_labels, blocks=tuple(self.blocks(model)),
                         decoder_layers=cfg.num_hidden_layers)
@@ -313,7 +315,8 @@ class LlamaFamily(Family):
             return out.logits.argmax(-1).tolist()
         # generate from left-padded prompts
         ids, mask = _left_pad(batch["_prompt_ids"], batch["_prompt_mask"], tokenizer.pad_token_id or 0)
-        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_target_len, do_sample=False,
+        gen = model.generate(  # type: ignore[operator]
+            input_ids=ids, attention_mask=mask, max_new_tokens=max_target_len, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id)
         return tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)
 

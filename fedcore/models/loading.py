@@ -40,25 +40,26 @@ def _tiny(name: str, task: Task, num_labels: int) -> LoadedModel:
     )
 
     model: nn.Module
+    cfg: Any
     if name == "tiny-bert":
         if task != "classification":
             raise ValueError("model 'tiny-bert' supports classification only; use tiny-t5 or tiny-llama")
         cfg = BertConfig(vocab_size=TINY_VOCAB, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
                          intermediate_size=128, max_position_embeddings=512, num_labels=num_labels,
-                         attn_implementation="eager")
+                         attn_implementation="eager")  # type: ignore[call-arg]
         model = BertForSequenceClassification(cfg)
         return LoadedModel(FAMILIES["bert"], model, HashTokenizer(TINY_VOCAB, pair_style="bert"), name)
     if name == "tiny-t5":
         cfg = T5Config(vocab_size=TINY_VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2,
                        num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-                       attn_implementation="eager")
+                       attn_implementation="eager")  # type: ignore[call-arg]
         model = T5ForConditionalGeneration(cfg)
         return LoadedModel(FAMILIES["t5"], model, HashTokenizer(TINY_VOCAB, pair_style="plain"), name)
     if name == "tiny-llama":
         cfg = LlamaConfig(vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                           pad_token_id=0, bos_token_id=2, eos_token_id=1, num_labels=num_labels,
-                          attn_implementation="eager")
+                          attn_implementation="eager")  # type: ignore[call-arg]
         model = LlamaForSequenceClassification(cfg) if task == "classification" else LlamaForCausalLM(cfg)
         return LoadedModel(FAMILIES["llama"], model, HashTokenizer(TINY_VOCAB, pair_style="plain"), name)
     raise ValueError(f"unknown tiny model {name!r}")
@@ -89,7 +90,7 @@ def _from_pretrained(path: str, task: Task, num_labels: int, source: str, **kw: 
     if family.name == "llama":
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id  # type: ignore[union-attr]
         tokenizer.padding_side = "right"
     model.float()
     return LoadedModel(family, model, tokenizer, source)
