@@ -29,11 +29,11 @@ def evaluate(ctx: RunContext, state: State) -> dict[str, float]:
             batch = to_device(ctx.family.collate(ctx.tokenizer, exs, task=ctx.task, label_names=ctx.label_names,
                                                  max_len=spec.max_seq_len, max_target_len=spec.max_target_len),
                               ctx.device)
-            losses = ctx.family.per_example_loss(model, batch)
+            losses, batch_preds = ctx.family.eval_batch(model, batch, task=ctx.task, label_names=ctx.label_names,
+                                                        tokenizer=ctx.tokenizer, max_target_len=spec.max_target_len)
             total_loss += float(losses.sum())
             n += losses.numel()
-            preds += ctx.family.predict(model, batch, task=ctx.task, label_names=ctx.label_names,
-                                        tokenizer=ctx.tokenizer, max_target_len=spec.max_target_len)
+            preds += batch_preds
     out: dict[str, float] = {"loss": total_loss / max(n, 1), "examples": float(len(test))}
     if ctx.task == "classification":
         out["accuracy"] = accuracy(preds, [e.label for e in test])  # type: ignore[misc]

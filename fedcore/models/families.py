@@ -69,6 +69,21 @@ class Family:
                 tokenizer: Any, max_target_len: int) -> list[Any]:
         raise NotImplementedError
 
+    def eval_batch(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
+                   tokenizer: Any, max_target_len: int) -> tuple[Tensor, list[Any]]:
+        """(per-example loss, predictions); families with a classifier head share one forward pass."""
+        losses = self.per_example_loss(model, batch)
+        preds = self.predict(model, batch, task=task, label_names=label_names, tokenizer=tokenizer,
+                             max_target_len=max_target_len)
+        return losses, preds
+
+
+def _classifier_eval(model: nn.Module, batch: Batch) -> tuple[Tensor, list[Any]]:
+    inputs = _model_inputs(batch)
+    labels = inputs.pop("labels")
+    logits = model(**inputs).logits.float()
+    return F.cross_entropy(logits, labels, reduction="none"), logits.argmax(-1).tolist()
+
 
 def _model_inputs(batch: Batch) -> Batch:
     return {k: v for k, v in batch.items() if not k.startswith("_")}
@@ -137,6 +152,10 @@ class BertFamily(Family):
         inputs = _model_inputs(batch)
         inputs.pop("labels", None)
         return model(**inputs).logits.argmax(-1).tolist()
+
+    def eval_batch(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
+                   tokenizer: Any, max_target_len: int) -> tuple[Tensor, list[Any]]:
+        return _classifier_eval(model, batch)
 
 
 # --- T5 ------------------------------------------------------------------------
@@ -307,6 +326,13 @@ class LlamaFamily(Family):
     def attention_maps(self, model: nn.Module, batch: Batch) -> list[AttentionMap]:
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True)
         return [AttentionMap(a, batch["attention_mask"]) for a in out.attentions]
+
+    def eval_batch(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
+                   tokenizer: Any, max_target_len: int) -> tuple[Tensor, list[Any]]:
+        if task == "classification":
+            return _classifier_eval(model, batch)
+        return super().eval_batch(model, batch, task=task, label_names=label_names, tokenizer=tokenizer,
+                                  max_target_len=max_target_len)
 
     def predict(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
                 tokenizer: Any, max_target_len: int) -> list[Any]:
