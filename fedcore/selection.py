@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -126,7 +126,10 @@ class Selector:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: the strategy name and each client's last feedback."""
-        return {"strategy": self.strategy, "last": [asdict(self._last[k]) for k in sorted(self._last)]}
+        last = [self._last[k] for k in sorted(self._last)]
+        return {"strategy": self.strategy, "last": [
+            {"client": f.client, "round": f.round, "loss_global": f.loss_global, "loss_local": f.loss_local,
+             "kept": f.kept} for f in last]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("strategy") != self.strategy:
