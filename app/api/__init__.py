@@ -1,0 +1,1 @@
+"""The REST API (``/api/v1``): thin routes over :mod:`app.services`."""

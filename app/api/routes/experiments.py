@@ -1,0 +1,270 @@
+"""/api/v1/experiments: submit, list, read, follow, cancel, resume, delete, download adapters."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from app.api.deps import DbDep, ExecutorDep, SessionsDep, SettingsDep
+from app.api.presenters import experiment_out, round_out
+from app.schemas import (
+    PRESET_EXAMPLE,
+    SPEC_EXAMPLE,
+    Accepted,
+    ClientList,
+    ClientOut,
+    ExperimentCreate,
+    ExperimentDetail,
+    ExperimentList,
+    ExperimentOut,
+    RoundList,
+    RoundOut,
+    Status,
+)
+from app.services import adapter as adapter_svc
+from app.services import experiments as svc
+from app.services.dispatch import dispatch_experiment
+from app.services.errors import BrokerUnavailable
+from app.services.stream import event_stream
+
+router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
+
+ERR = {"description": "error", "content": {"application/json": {"example": {"detail": "what went wrong"}}}}
+BROKER_DOWN = {
+    "description": "Recorded and kept queued, but the broker is unreachable; dispatched when it is back.",
+    "content": {
+        "application/json": {
+            "example": {
+                "detail": "the broker at redis://... is unreachable ...",
+                "experiment": {"id": "...", "status": "queued"},
+            }
+        }
+    },
+}
+
+
+def _queued_response(err: BrokerUnavailable, out: ExperimentOut) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": err.message, "experiment": jsonable_encoder(out)})
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ExperimentOut, responses={503: BROKER_DOWN}
+)
+def create_experiment(
+    body: Annotated[
+        ExperimentCreate,
+        Body(
+            openapi_examples={
+                "preset": {"summary": "a preset with overrides", "value": PRESET_EXAMPLE},
+                "spec": {
+                    "summary": "a full spec (missing fields take their defaults)",
+                    "value": SPEC_EXAMPLE,
+                },
+            }
+        ),
+    ],
+    db: DbDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    executor: ExecutorDep,
+) -> Any:
+    """Record a new experiment (status ``queued``), then hand it to an executor."""
+    spec = svc.resolve_spec(body)
+    exp = svc.create_experiment(
+        db_session=db,
+        name=svc.default_name(body, spec),
+        spec=spec,
+        artifact_root=settings.artifact_root.expanduser().resolve(),
+    )
+    db.commit()
+    try:
+        dispatch_experiment(sessions=sessions, executor=executor, experiment_id=exp.id)
+    except BrokerUnavailable as err:
+        db.refresh(exp)
+        return _queued_response(err, experiment_out(exp, None))
+    db.refresh(exp)
+    return experiment_out(exp, None)
+
+
+@router.get("", response_model=ExperimentList)
+def list_experiments(
+    db: DbDep,
+    status_: Annotated[
+        Status | None, Query(alias="status", description="only experiments in this status")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ExperimentList:
+    """Experiments, newest first."""
+    items, total = svc.list_experiments(db_session=db, status=status_, limit=limit, offset=offset)
+    latest = svc.latest_rounds(db_session=db, experiment_ids=[e.id for e in items])
+    return ExperimentList(items=[experiment_out(e, latest.get(e.id)) for e in items], total=total)
+
+
+@router.get("/{experiment_id}", response_model=ExperimentDetail, responses={404: ERR})
+def get_experiment(experiment_id: uuid.UUID, db: DbDep) -> ExperimentDetail:
+    """Spec, status, progress, the latest round's figures and the run's summary so far."""
+    exp = svc.get_experiment(db_session=db, experiment_id=experiment_id)
+    latest = svc.latest_rounds(db_session=db, experiment_ids=[exp.id]).get(exp.id)
+    out = experiment_out(exp, latest)
+    return ExperimentDetail(
+        **out.model_dump(),
+        summary=svc.summary(db_session=db, experiment_id=exp.id),
+        info=exp.info,
+        has_adapter=bool(exp.adapter_path),
+    )
+
+
+@router.get("/{experiment_id}/rounds", response_model=RoundList, responses={404: ERR})
+def list_rounds(experiment_id: uuid.UUID, db: DbDep) -> RoundList:
+    """Every stored round with its full record (matrices included)."""
+    rows = svc.list_rounds(db_session=db, experiment_id=experiment_id)
+    return RoundList(items=[round_out(r) for r in rows], total=len(rows))
+
+
+@router.get("/{experiment_id}/rounds/{round_number}", response_model=RoundOut, responses={404: ERR})
+def get_round(experiment_id: uuid.UUID, round_number: Annotated[int, Path(ge=1)], db: DbDep) -> RoundOut:
+    """One round's full record."""
+    return round_out(svc.get_round(db_session=db, experiment_id=experiment_id, round_=round_number))
+
+
+@router.get("/{experiment_id}/clients", response_model=ClientList, responses={404: ERR})
+def list_clients(experiment_id: uuid.UUID, db: DbDep) -> ClientList:
+    """Partition statistics: examples and label histogram per client (written when the job starts)."""
+    exp, rows = svc.list_clients(db_session=db, experiment_id=experiment_id)
+    return ClientList(
+        items=[
+            ClientOut(client=r.client_index, examples=r.examples, label_histogram=r.label_histogram)
+            for r in rows
+        ],
+        label_names=list((exp.info or {}).get("label_names", [])),
+    )
+
+
+@router.get(
+    "/{experiment_id}/events",
+    responses={
+        200: {
+            "description": "text/event-stream of `round` and `status` events; ids are event-table ids",
+            "content": {
+                "text/event-stream": {"example": 'id: 42\nevent: round\ndata: {"round": 3, ...}\n\n'}
+            },
+        },
+        404: ERR,
+    },
+)
+async def follow_events(
+    experiment_id: uuid.UUID,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header(description="replay events after this id")] = None,
+    after: Annotated[int | None, Query(ge=0, description="same as the Last-Event-ID header")] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events: replay after ``Last-Event-ID``, then live until the experiment finishes."""
+
+    def exists() -> None:
+        with sessions() as s:
+            svc.get_experiment(db_session=s, experiment_id=experiment_id)
+
+    await to_thread.run_sync(exists)
+    start = after if after is not None else _event_id(last_event_id)
+    return EventSourceResponse(
+        event_stream(sessions=sessions, settings=settings, experiment_id=experiment_id, last_event_id=start),
+        ping=15,
+    )
+
+
+def _event_id(header: str | None) -> int:
+    try:
+        return max(int(header), 0) if header else 0
+    except ValueError:
+        return 0
+
+
+@router.post(
+    "/{experiment_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={404: ERR, 409: ERR},
+)
+def cancel_experiment(experiment_id: uuid.UUID, db: DbDep) -> Accepted:
+    """Queued: cancelled now. Running: stops within one local training step; stored rounds are kept."""
+    exp = svc.request_cancel(db_session=db, experiment_id=experiment_id)
+    db.commit()
+    msg = (
+        "cancelled"
+        if exp.status == "cancelled"
+        else "cancel requested; the job stops within one training step"
+    )
+    return Accepted(experiment=experiment_out(exp, None), message=msg)
+
+
+@router.post(
+    "/{experiment_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses={404: ERR, 409: ERR, 503: BROKER_DOWN},
+)
+def resume_experiment(
+    experiment_id: uuid.UUID, db: DbDep, sessions: SessionsDep, executor: ExecutorDep
+) -> Any:
+    """Failed or cancelled: queue again; it continues after the last stored round."""
+    exp = svc.request_resume(db_session=db, experiment_id=experiment_id)
+    db.commit()
+    try:
+        dispatch_experiment(sessions=sessions, executor=executor, experiment_id=exp.id)
+    except BrokerUnavailable as err:
+        db.refresh(exp)
+        return _queued_response(err, experiment_out(exp, None))
+    db.refresh(exp)
+    return Accepted(
+        experiment=experiment_out(exp, None), message=f"queued; continues after round {exp.rounds_done}"
+    )
+
+
+@router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: ERR, 409: ERR})
+def delete_experiment(experiment_id: uuid.UUID, db: DbDep) -> Response:
+    """Delete an experiment, its rounds, events and artifacts (409 while it runs)."""
+    folder = svc.delete_experiment(db_session=db, experiment_id=experiment_id)
+    db.commit()
+    svc.remove_artifacts(folder)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{experiment_id}/adapter",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "zip of a PEFT adapter folder (PeftModel.from_pretrained loads it)",
+            "content": {"application/zip": {}},
+        },
+        404: ERR,
+        409: ERR,
+    },
+)
+def download_adapter(
+    experiment_id: uuid.UUID,
+    db: DbDep,
+    settings: SettingsDep,
+    round_: Annotated[
+        int | None, Query(alias="round", ge=1, description="a stored round (default: final)")
+    ] = None,
+) -> Response:
+    """The final adapter, or one built from round n's stored global checkpoint."""
+    data, filename = adapter_svc.adapter_zip(
+        db_session=db, settings=settings, experiment_id=experiment_id, round_=round_
+    )
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filename)
+    return Response(
+        content=data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{safe}"'},
+    )

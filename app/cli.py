@@ -1,0 +1,305 @@
+"""The ``fedheads`` command: fedcore's commands (run, presets, assets) plus the service's.
+
+- ``fedheads serve``: migrate the database, then the API (and, with no broker, the local executor)
+- ``fedheads worker [--queue Q]``: a Celery worker (needs FEDHEADS_BROKER_URL)
+- ``fedheads db upgrade``: apply the Alembic migrations
+- ``fedheads submit SPEC|--preset NAME --server URL [--wait]``: a REST client with a progress bar
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedcore.cli import build_parser as fedcore_parser
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_QUEUED = 3
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> Any:
+    for action in parser._actions:  # argparse keeps sub-parsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError("fedcore's parser has no sub-commands")
+
+
+# --- serve, worker, db ---------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.core.config import get_settings
+    from app.core.migrate import upgrade
+    from app.main import create_app
+
+    settings = get_settings()
+    updates: dict[str, Any] = {}
+    if args.host:
+        updates["host"] = args.host
+    if args.port:
+        updates["port"] = args.port
+    settings = settings.model_copy(update=updates)
+    upgrade(settings.database_url)
+    mode = f"Celery via {settings.broker_url}" if settings.uses_celery else "embedded local executor"
+    print(
+        f"fedheads: database migrated; jobs run on the {mode}; http://{settings.host}:{settings.port}/docs",
+        file=sys.stderr,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.core.config import get_settings
+
+    settings = get_settings()
+    if not settings.uses_celery:
+        print("fedheads worker needs a broker: set FEDHEADS_BROKER_URL=redis://host:6379/0", file=sys.stderr)
+        return EXIT_USAGE
+    from worker.celery_app import celery_app
+
+    queues = [q.strip() for item in (args.queue or []) for q in item.split(",") if q.strip()]
+    queues = queues or [settings.experiments_queue, settings.clients_queue]
+    argv = [
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "--pool",
+        args.pool,
+        "--concurrency",
+        str(args.concurrency),
+        "--loglevel",
+        args.loglevel,
+    ]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    celery_app.worker_main(argv)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from app.core.config import get_settings, redact_url
+    from app.core.migrate import current_revision, upgrade
+
+    url = args.database_url or get_settings().database_url
+    upgrade(url, args.revision)
+    print(f"{redact_url(url)} is at revision {current_revision(url)}", file=sys.stderr)
+    return 0
+
+
+# --- submit ---------------------------------------------------------------------------------------
+
+
+def _parse_sets(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def submission_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The POST body: a preset with overrides, or a spec file (which may itself name a preset)."""
+    overrides = _parse_sets(args.set)
+    if args.preset:
+        body: dict[str, Any] = {"preset": args.preset, "overrides": overrides}
+    elif args.spec:
+        path = Path(args.spec)
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise SystemExit(f"{path}: a spec file must hold a mapping of field: value")
+        if "preset" in data:
+            name = data.pop("preset")
+            extra = data.pop("overrides", {}) or {}
+            body = {"preset": name, "overrides": {**extra, **data, **overrides}}
+        else:
+            body = {"spec": {**data, **overrides}}
+    else:
+        raise SystemExit("give a spec file or --preset NAME")
+    body["name"] = args.name or (args.preset or Path(args.spec).stem)
+    return body
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[tuple[str | None, str, str]]:
+    """(id, event, data) from the lines of a text/event-stream."""
+    ev_id: str | None = None
+    ev_type, data = "message", []  # type: tuple[str, list[str]]
+    for line in lines:
+        if line == "":
+            if data:
+                yield ev_id, ev_type, "\n".join(data)
+            ev_type, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "id":
+            ev_id = value
+        elif field == "event":
+            ev_type = value
+        elif field == "data":
+            data.append(value)
+
+
+def _follow(client: Any, exp: dict[str, Any]) -> str:
+    """Follow the experiment's events with a progress bar; returns its final status."""
+    import httpx
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    exp_id, total = exp["id"], exp["progress"]["rounds_total"]
+    last_id: str | None = None
+    final = exp["status"]
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task(
+            exp["name"], total=total, info=final, completed=exp["progress"]["rounds_done"]
+        )
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with client.stream(
+                    "GET",
+                    f"/api/v1/experiments/{exp_id}/events",
+                    headers=headers,
+                    timeout=httpx.Timeout(10.0, read=60.0),
+                ) as resp:
+                    resp.raise_for_status()
+                    for ev_id, ev_type, raw in sse_events(resp.iter_lines()):
+                        last_id = ev_id or last_id
+                        data = json.loads(raw)
+                        if ev_type == "round":
+                            acc = data.get("accuracy")
+                            info = f"acc {acc:.3f}" if acc is not None else f"loss {data.get('loss')}"
+                            progress.update(bar, completed=data["round"], info=info)
+                        elif ev_type == "status":
+                            final = data["status"]
+                            progress.update(bar, info=final)
+            except (httpx.TransportError, httpx.HTTPStatusError) as err:
+                console.print(f"[yellow]event stream interrupted ({err}); reconnecting[/yellow]")
+                time.sleep(1.0)
+                continue
+            if final in ("succeeded", "failed", "cancelled"):
+                return final
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    import httpx
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    body = submission_body(args)
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    with httpx.Client(base_url=args.server.rstrip("/"), headers=headers, timeout=30.0) as client:
+        try:
+            resp = client.post("/api/v1/experiments", json=body)
+        except httpx.TransportError as err:
+            console.print(f"[red]cannot reach {args.server}:[/red] {err}")
+            return EXIT_FAILED
+        if resp.status_code == 422:
+            console.print("[red]invalid experiment:[/red]")
+            for e in resp.json().get("detail", []):
+                console.print(f"  {'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}")
+            return EXIT_USAGE
+        if resp.status_code == 503:
+            data = resp.json()
+            console.print(f"[yellow]{data.get('detail')}[/yellow]")
+            print(json.dumps(data.get("experiment", {}), indent=1))
+            return EXIT_QUEUED
+        if resp.status_code != 201:
+            console.print(f"[red]server answered {resp.status_code}:[/red] {resp.text}")
+            return EXIT_FAILED
+        exp = resp.json()
+        console.print(f"submitted [bold]{exp['name']}[/bold]: {exp['id']} ({exp['status']})")
+        if not args.wait:
+            print(exp["id"])
+            return 0
+        final = _follow(client, exp)
+        detail = client.get(f"/api/v1/experiments/{exp['id']}").json()
+    summary = detail.get("summary") or {}
+    console.print(
+        f"{exp['id']}: {final}; best accuracy {summary.get('best_accuracy')}, uplink advantage "
+        f"{summary.get('uplink_advantage')}, OPs reduction {summary.get('ops_reduction')}"
+    )
+    if detail.get("error"):
+        console.print(f"[red]{detail['error'].splitlines()[0]}[/red]")
+    print(exp["id"])
+    return 0 if final == "succeeded" else EXIT_FAILED
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = fedcore_parser()
+    p.description = __doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub = _subcommands(p)
+
+    s = sub.add_parser("serve", help="run the API (migrates the database first)")
+    s.add_argument("--host", default=None, help="bind address (default FEDHEADS_HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="port (default FEDHEADS_PORT or 8000)")
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="run a Celery worker (needs FEDHEADS_BROKER_URL)")
+    w.add_argument(
+        "--queue",
+        "-Q",
+        action="append",
+        metavar="QUEUE",
+        help="queue(s) to serve, repeatable or comma-separated (default: experiments,clients)",
+    )
+    w.add_argument("--concurrency", "-c", type=int, default=1, help="worker processes (default 1)")
+    w.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    w.add_argument("--hostname", "-n", default=None, help="node name, e.g. w1@%%h")
+    w.add_argument("--loglevel", "-l", default="info")
+    w.set_defaults(func=cmd_worker)
+
+    d = sub.add_parser("db", help="database schema")
+    dsub = d.add_subparsers(dest="db_command", required=True)
+    up = dsub.add_parser("upgrade", help="apply the Alembic migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("--database-url", default=None, help="default FEDHEADS_DATABASE_URL")
+    up.set_defaults(func=cmd_db)
+
+    sb = sub.add_parser("submit", help="submit an experiment to a fedheads server")
+    sb.add_argument("spec", nargs="?", help="spec file (YAML or JSON; may say `preset: NAME`)")
+    sb.add_argument("--preset", help="submit a named preset instead of a file")
+    sb.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field (repeatable)")
+    sb.add_argument("--name", help="experiment name (default: preset or file name)")
+    sb.add_argument("--server", required=True, help="server URL, e.g. http://127.0.0.1:8000")
+    sb.add_argument("--token", default=None, help="API token (FEDHEADS_API_TOKEN of the server)")
+    sb.add_argument("--wait", action="store_true", help="follow the rounds with a progress bar until it ends")
+    sb.set_defaults(func=cmd_submit)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Settings, database engine and migrations of the fedheads service."""

@@ -1,0 +1,140 @@
+"""Service settings, read once from the environment (prefix ``FEDHEADS_``).
+
+The embedded default needs nothing set: SQLite under ``./var``, jobs in a local
+process. ``FEDHEADS_BROKER_URL=redis://...`` switches execution to Celery workers.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from fedcore.context import Paths
+
+
+class Settings(BaseSettings):
+    """Everything the API, the workers and the CLI read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FEDHEADS_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./var/fedheads.db",
+        description="SQLAlchemy URL: SQLite (default, embedded) or postgresql+psycopg2://...",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis://...); unset runs jobs in a local process (embedded mode).",
+    )
+    result_backend: str | None = Field(
+        default=None,
+        description="Celery result backend for fanned-out client tasks (default: the broker URL).",
+    )
+    artifact_root: Path = Field(
+        default=Path("./var/artifacts"), description="Checkpoints and adapters, one folder per job."
+    )
+    data_root: Path = Field(
+        default=Path("./var/data"), description="Folder that local dataset files must live in."
+    )
+    model_root: Path | None = Field(
+        default=None, description="Folder that local model folders must live in (default: cwd)."
+    )
+    assets_dir: Path | None = Field(
+        default=None,
+        description="Offline asset cache of `fedheads assets` (default ~/.cache/fedheads/assets).",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="API token (accepted; enforcement comes later)."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `fedheads serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `fedheads serve` listens on.")
+
+    experiments_queue: str = Field(default="experiments", description="Celery queue of whole jobs.")
+    clients_queue: str = Field(
+        default="clients", description="Celery queue of single client-training tasks (fan-out)."
+    )
+    fanout: bool = Field(
+        default=True, description="Fan a round's clients out to workers that serve the clients queue."
+    )
+    fanout_check_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between checks for clients-queue workers."
+    )
+    client_task_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="Seconds to wait for fanned-out client tasks before training them locally.",
+    )
+    local_workers: int = Field(
+        default=1, ge=1, le=64, description="Processes of the embedded local executor."
+    )
+    reconcile_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between passes that dispatch queued jobs and recover lost ones.",
+    )
+    redispatch_after: float = Field(
+        default=900.0,
+        gt=0,
+        description="Re-enqueue a queued job whose message was sent this many seconds ago.",
+    )
+    cancel_poll_interval: float = Field(
+        default=0.25, ge=0, description="Most often a job re-reads its cancel flag (s)."
+    )
+    sse_poll_interval: float = Field(
+        default=0.3, gt=0, description="Seconds between event-table polls of an SSE stream."
+    )
+    broker_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds to wait for the broker when enqueueing."
+    )
+
+    @field_validator("broker_url", "result_backend", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def uses_celery(self) -> bool:
+        return self.broker_url is not None
+
+    @property
+    def backend_url(self) -> str | None:
+        return self.result_backend or self.broker_url
+
+    def experiment_dir(self, experiment_id: object) -> Path:
+        return self.artifact_root / str(experiment_id)
+
+
+def fedcore_paths(settings: Settings) -> Paths:
+    """Where fedcore finds assets, local data and local models (absolute, so every process agrees)."""
+    from fedcore.context import Paths  # imports torch: only where a model is built
+
+    return Paths(
+        cache_dir=settings.assets_dir.expanduser().resolve() if settings.assets_dir else None,
+        data_root=settings.data_root.expanduser().resolve(),
+        model_root=settings.model_root.expanduser().resolve() if settings.model_root else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read from the environment once)."""
+    return Settings()
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL with any password replaced by ``***`` (for health output and logs)."""
+    if url is None:
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL (redis://): strip userinfo by hand
+        scheme, sep, rest = url.partition("://")
+        if "@" in rest:
+            rest = "***@" + rest.split("@", 1)[1]
+        return scheme + sep + rest

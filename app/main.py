@@ -1,0 +1,80 @@
+"""The FastAPI application factory.
+
+``create_app()`` reads Settings from the environment (``uvicorn app.main:create_app
+--factory``); tests and ``fedheads serve`` may pass their own. At start-up the app
+builds its executor (local processes, or Celery when a broker is configured) and
+starts the reconciler; at shutdown it stops both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from app.api.routes import experiments, meta
+from app.core.config import Settings, get_settings
+from app.core.db import session_factory
+from app.pages import router as pages_router
+from app.services.dispatch import Reconciler, make_executor
+from app.services.errors import InvalidInput, ServiceError
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Submit federated head-pruning experiments, follow their rounds live (Server-Sent
+Events), read every round's full record, and download the trained LoRA adapter.
+
+An experiment is a `fedcore` **ExperimentSpec** (GET /api/v1/presets lists named
+starting points). Jobs run in local processes (no broker configured) or on Celery
+workers (`FEDHEADS_BROKER_URL=redis://...`).
+"""
+
+
+def _warm_up() -> None:
+    """Import fedcore's torch-backed modules in the background (summaries and round adapters use them)."""
+    try:
+        import fedcore.simulation  # noqa: F401
+    except Exception:  # only a start-up optimisation
+        log.debug("warm-up import failed", exc_info=True)
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    """The API. ``background=False`` skips the reconciler (the executor still dispatches on submit)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        executor = make_executor(settings)
+        app.state.executor = executor
+        reconciler = None
+        if background:
+            reconciler = Reconciler(sessions=app.state.sessions, executor=executor, settings=settings)
+            reconciler.start()
+            threading.Thread(target=_warm_up, name="fedheads-warm-up", daemon=True).start()
+        try:
+            yield
+        finally:
+            if reconciler is not None:
+                reconciler.stop()
+            executor.close()
+
+    app = FastAPI(title="fedheads", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.sessions = session_factory(settings.database_url)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        if isinstance(exc, InvalidInput):
+            return JSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors)})
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
+
+    app.include_router(experiments.router)
+    app.include_router(meta.router)
+    app.include_router(pages_router)
+    return app

@@ -1,0 +1,383 @@
+"""The browser dashboard: server-rendered Jinja2 pages, Plotly charts, live over SSE.
+
+Pages: ``/`` (experiments), ``/experiments/new`` (the form), ``/experiments/{id}``
+(one run, live), ``/compare?ids=a,b`` (overlays and a table). They read the
+REST API from the browser (``/api/v1``) and follow ``/api/v1/experiments/{id}/events``
+with an EventSource. Four page-side JSON helpers live here because the REST API
+does not give these views what they need cheaply:
+
+- ``GET /ui/experiments``: the list with headline figures per experiment (best
+  accuracy, uplink advantage, OPs reduction), summed in SQL from the round columns
+  (the same definitions as ``fedcore.simulation.summarize``).
+- ``GET /ui/experiments/{id}/series``: per-round scalar columns only, for the
+  compare page and the dense-sibling overlay (no matrices).
+- ``GET /ui/experiments/{id}/state``: status, progress, error, info, adapter flag; the
+  API's detail minus its summary, which re-reads every round record on each call.
+- ``POST /ui/validate``: checks a submission exactly as ``POST /api/v1/experiments``
+  would, without creating anything, so a sweep is validated before any member starts.
+
+Sweeps: the form launches the dense baseline and each chosen sparsity as sibling
+experiments named ``<name> [sweep <tag>] s=<sparsity>``, where ``<tag>`` is a short
+random id the page draws. The tag is how siblings find each other: the detail page
+overlays the sibling with sparsity 0, and links to the sweep's compare view.
+
+Static files come from ``static/``; ``plotly.min.js`` comes from the installed
+``plotly`` package (never a CDN), so every page works offline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import func, select
+from starlette.templating import Jinja2Templates
+
+from app.api.deps import DbDep
+from app.api.presenters import experiment_out
+from app.models import STATUSES, Experiment, Round
+from app.schemas import ExperimentCreate
+from app.services import experiments as svc
+from app.services.errors import NotFound
+from fedcore.spec import ExperimentSpec
+
+router = APIRouter(include_in_schema=False)
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+PLOTLY_JS = "plotly.min.js"
+SWEEP_TAG = re.compile(r"\[sweep ([0-9a-z]{1,16})\]")
+MAX_COMPARE = 12
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATE_DIR),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates = Jinja2Templates(env=_env)
+
+
+# --- the form, generated from the spec model ---------------------------------------------------
+
+GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("model", "Model & data", (
+        "model", "dataset", "data_path", "text_field", "text_pair_field", "label_field", "target_field",
+        "max_train_examples", "eval_size", "eval_batch_size")),
+    ("federation", "Federation", (
+        "num_clients", "clients_per_round", "rounds", "partition", "dirichlet_alpha", "shards_per_client",
+        "quantity_sigma")),
+    ("pruning", "Head importance & pruning", (
+        "sparsity", "prune_mode", "prune_ranking", "min_heads_per_block", "importance", "importance_samples",
+        "importance_exclude_special")),
+    ("aggregation", "Aggregation & selection", (
+        "aggregation", "head_weighting", "selection", "poc_candidates", "selection_epsilon")),
+    ("training", "Training & LoRA", (
+        "local_steps", "local_epochs", "batch_size", "learning_rate", "weight_decay", "max_seq_len",
+        "max_target_len", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "seed", "device",
+        "num_threads")),
+)
+OTHER_GROUP = ("other", "Other")
+
+
+@dataclass
+class FormField:
+    """One input of the new-experiment form, derived from a spec field's JSON schema."""
+
+    name: str
+    label: str
+    kind: str  # "text" | "number" | "select" | "checkbox" | "multi"
+    type: str  # JSON type: "string" | "integer" | "number" | "boolean" | "array"
+    description: str
+    default: Any
+    nullable: bool = False
+    options: list[str] = field(default_factory=list)
+    minimum: float | None = None
+    maximum: float | None = None
+    bounds: str = ""
+
+
+def _bounds_text(s: dict[str, Any]) -> str:
+    parts = []
+    if "minimum" in s:
+        parts.append(f">= {s['minimum']}")
+    if "exclusiveMinimum" in s:
+        parts.append(f"> {s['exclusiveMinimum']}")
+    if "maximum" in s:
+        parts.append(f"<= {s['maximum']}")
+    if "exclusiveMaximum" in s:
+        parts.append(f"< {s['exclusiveMaximum']}")
+    return ", ".join(parts)
+
+
+def _form_field(name: str, prop: dict[str, Any], default: Any) -> FormField:
+    variants = prop.get("anyOf", [prop])
+    nullable = any(v.get("type") == "null" for v in variants)
+    s: dict[str, Any] = next((v for v in variants if v.get("type") != "null"), {})
+    json_type = s.get("type", "string")
+    label = name.replace("_", " ").capitalize()
+    common = {"name": name, "label": label, "type": json_type, "description": prop.get("description", ""),
+              "default": default, "nullable": nullable}
+    if "enum" in s:
+        return FormField(kind="select", options=[str(o) for o in s["enum"]], **common)
+    if json_type == "boolean":
+        return FormField(kind="checkbox", **common)
+    if json_type == "array":
+        options = [str(o) for o in s.get("items", {}).get("enum", [])]
+        return FormField(kind="multi" if options else "text", options=options, **common)
+    if json_type in ("integer", "number"):
+        lo = s.get("minimum", s.get("exclusiveMinimum"))
+        hi = s.get("maximum", s.get("exclusiveMaximum"))
+        return FormField(kind="number", minimum=lo, maximum=hi, bounds=_bounds_text(s), **common)
+    return FormField(kind="text", **common)
+
+
+def form_groups() -> list[tuple[str, str, list[FormField]]]:
+    """Every ExperimentSpec field, grouped; a field no group names lands in "Other" (so none is ever lost)."""
+    schema = ExperimentSpec.model_json_schema()
+    defaults = ExperimentSpec.model_validate({}).model_dump(mode="json")
+    props: dict[str, Any] = schema["properties"]
+    placed: set[str] = set()
+    out: list[tuple[str, str, list[FormField]]] = []
+    for key, title, names in GROUPS:
+        fields = [_form_field(n, props[n], defaults.get(n)) for n in names if n in props]
+        placed.update(f.name for f in fields)
+        out.append((key, title, fields))
+    rest = [_form_field(n, p, defaults.get(n)) for n, p in props.items() if n not in placed]
+    if rest:
+        out.append((*OTHER_GROUP, rest))
+    return out
+
+
+# --- data helpers -------------------------------------------------------------------------------
+
+
+NO_FIGURES: dict[str, Any] = {
+    "rounds": 0, "best_accuracy": None, "bytes_up": None, "bytes_up_dense": None, "bytes_down": None,
+    "uplink_advantage": None, "ops_reduction": None, "wall_time": None,
+}
+
+
+def _figures(db: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Headline figures per experiment from the round columns (as fedcore's summarize defines them)."""
+    if not ids:
+        return {}
+    rows = db.execute(
+        select(Round.experiment_id, func.count(), func.max(Round.accuracy), func.sum(Round.bytes_up),
+               func.sum(Round.bytes_up_dense), func.sum(Round.bytes_down), func.sum(Round.ops),
+               func.sum(Round.ops_dense), func.sum(Round.wall_time))
+        .where(Round.experiment_id.in_(ids)).group_by(Round.experiment_id)
+    ).all()
+    out = {}
+    for exp_id, n, best, up, up_dense, down, ops, ops_dense, wall in rows:
+        out[exp_id] = {
+            "rounds": n, "best_accuracy": best, "bytes_up": up, "bytes_up_dense": up_dense, "bytes_down": down,
+            "uplink_advantage": (up_dense / up) if up else None,
+            "ops_reduction": (ops_dense / ops) if ops else None, "wall_time": wall,
+        }
+    return out
+
+
+def _row(exp: Experiment, figures: dict[str, Any] | None) -> dict[str, Any]:
+    out = experiment_out(exp, None).model_dump(mode="json")
+    out.pop("latest_round", None)
+    out["figures"] = figures or dict(NO_FIGURES)
+    out["sweep"] = sweep_tag(exp.name)
+    return out
+
+
+def sweep_tag(name: str) -> str | None:
+    m = SWEEP_TAG.search(name)
+    return m.group(1) if m else None
+
+
+def _siblings(db: Any, exp: Experiment) -> list[dict[str, Any]]:
+    tag = sweep_tag(exp.name)
+    if tag is None:
+        return []
+    rows = db.scalars(select(Experiment).where(Experiment.name.contains(f"[sweep {tag}]"))
+                      .order_by(Experiment.created_at).limit(50)).all()
+    return [{"id": str(r.id), "name": r.name, "status": r.status, "sparsity": (r.spec or {}).get("sparsity"),
+             "self": r.id == exp.id} for r in rows]
+
+
+def _parse_id(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+def _not_found(request: Request, what: str) -> HTMLResponse:
+    return templates.TemplateResponse(request, "not_found.html", {"what": what, "active": ""}, status_code=404)
+
+
+def _age(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    secs = max((datetime.now(UTC) - value).total_seconds(), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if secs >= size:
+            return f"{int(secs // size)} {unit} ago"
+    return f"{int(secs)} s ago"
+
+
+_env.filters["age"] = _age
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def experiments_page(request: Request, db: DbDep, status: str | None = None) -> HTMLResponse:
+    chosen = status if status in STATUSES else None
+    items, total = svc.list_experiments(db_session=db, status=chosen, limit=200, offset=0)
+    figures = _figures(db, [e.id for e in items])
+    rows = [_row(e, figures.get(e.id)) for e in items]
+    return templates.TemplateResponse(request, "experiments.html", {
+        "active": "experiments", "rows": rows, "total": total, "status": chosen or "", "statuses": STATUSES,
+        "created": {str(e.id): e.created_at for e in items},
+    })
+
+
+@router.get("/experiments/new", response_class=HTMLResponse)
+def new_experiment_page(request: Request, db: DbDep, preset: str | None = None,
+                        clone: Annotated[str | None, Query(alias="from")] = None) -> HTMLResponse:
+    start: dict[str, Any] | None = None
+    start_name = ""
+    clone_id = _parse_id(clone) if clone else None
+    if clone_id is not None:
+        src = db.get(Experiment, clone_id)
+        if src is not None:
+            start, start_name = dict(src.spec), f"{src.name} (copy)"
+    return templates.TemplateResponse(request, "new.html", {
+        "active": "new", "groups": form_groups(), "preset": preset or "", "start_spec": start,
+        "start_name": start_name,
+    })
+
+
+@router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+def experiment_page(request: Request, experiment_id: str, db: DbDep) -> HTMLResponse:
+    exp_id = _parse_id(experiment_id)
+    exp = db.get(Experiment, exp_id) if exp_id is not None else None
+    if exp is None:
+        return _not_found(request, f"experiment {experiment_id}")
+    figures = _figures(db, [exp.id]).get(exp.id)
+    row = _row(exp, figures)
+    row["info"] = exp.info
+    row["has_adapter"] = bool(exp.adapter_path)
+    siblings = _siblings(db, exp)
+    dense = next((s for s in siblings if not s["self"] and s["sparsity"] == 0), None)
+    return templates.TemplateResponse(request, "experiment.html", {
+        "active": "", "exp": row, "siblings": siblings, "dense": dense, "created": exp.created_at,
+        "sweep_ids": ",".join(s["id"] for s in siblings),
+    })
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request, db: DbDep, ids: Annotated[list[str] | None, Query()] = None,
+                 sweep: str | None = None) -> HTMLResponse:
+    """``ids`` (comma-separated or repeated), or every member of a ``sweep`` tag."""
+    wanted = [p.strip() for raw in ids or [] for p in raw.split(",") if p.strip()]
+    if sweep and re.fullmatch(r"[0-9a-z]{1,16}", sweep):
+        members = db.scalars(select(Experiment.id).where(Experiment.name.contains(f"[sweep {sweep}]"))
+                             .order_by(Experiment.created_at).limit(MAX_COMPARE)).all()
+        wanted += [str(m) for m in members]
+    parsed = [u for u in (_parse_id(p) for p in wanted) if u is not None]
+    chosen = list(dict.fromkeys(parsed))[:MAX_COMPARE]
+    found = {e.id: e for e in db.scalars(select(Experiment).where(Experiment.id.in_(chosen))).all()} if chosen else {}
+    exps = [found[i] for i in chosen if i in found]
+    figures = _figures(db, [e.id for e in exps])
+    rows = [_row(e, figures.get(e.id)) for e in exps]
+    missing = [p for p in wanted if (u := _parse_id(p)) is None or u not in found]
+    recent, _ = svc.list_experiments(db_session=db, status=None, limit=100, offset=0)
+    return templates.TemplateResponse(request, "compare.html", {
+        "active": "compare", "rows": rows, "missing": missing, "recent": recent,
+        "chosen": {str(e.id) for e in exps},
+    })
+
+
+# --- page-side JSON -----------------------------------------------------------------------------
+
+
+@router.get("/ui/experiments")
+def experiments_data(db: DbDep, status: str | None = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 200) -> dict[str, Any]:
+    chosen = status if status in STATUSES else None
+    items, total = svc.list_experiments(db_session=db, status=chosen, limit=limit, offset=0)
+    figures = _figures(db, [e.id for e in items])
+    return {"items": [_row(e, figures.get(e.id)) for e in items], "total": total,
+            "now": datetime.now(UTC).isoformat()}
+
+
+@router.get("/ui/experiments/{experiment_id}/state")
+def state_data(experiment_id: uuid.UUID, db: DbDep) -> dict[str, Any]:
+    """Status, progress, error, run info and adapter flag: the API's detail without its summary over all rounds."""
+    exp = svc.get_experiment(db_session=db, experiment_id=experiment_id)
+    out = experiment_out(exp, None).model_dump(mode="json")
+    out.pop("latest_round", None)
+    return {**out, "info": exp.info, "has_adapter": bool(exp.adapter_path)}
+
+
+@router.get("/ui/experiments/{experiment_id}/series")
+def series_data(experiment_id: uuid.UUID, db: DbDep) -> dict[str, Any]:
+    exp = svc.get_experiment(db_session=db, experiment_id=experiment_id)  # 404 when unknown
+    cols = (Round.round, Round.accuracy, Round.loss, Round.bytes_up, Round.bytes_up_dense, Round.bytes_down,
+            Round.ops, Round.ops_dense, Round.wall_time)
+    rows = db.execute(select(*cols).where(Round.experiment_id == exp.id).order_by(Round.round)).all()
+    names = [c.key for c in cols]
+    return {"id": str(exp.id), "name": exp.name, "status": exp.status, "spec": exp.spec,
+            **{n: [r[i] for r in rows] for i, n in enumerate(names)}}
+
+
+@router.post("/ui/validate")
+def validate_submission(body: ExperimentCreate) -> dict[str, Any]:
+    """422 (FastAPI's format, as the API gives) or the resolved spec; creates nothing."""
+    spec = svc.resolve_spec(body)
+    return {"ok": True, "spec": spec.model_dump(mode="json")}
+
+
+# --- static files -------------------------------------------------------------------------------
+
+
+def plotly_path() -> Path | None:
+    """plotly.min.js from the installed plotly package (found without importing it), or a copy in static/."""
+    local = STATIC_DIR / PLOTLY_JS
+    if local.is_file():
+        return local
+    spec = importlib.util.find_spec("plotly")
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(base) / "package_data" / PLOTLY_JS
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@router.get("/static/{path:path}")
+def static_file(path: str) -> Response:
+    """Files under static/ only (no traversal, no hidden files)."""
+    if path == f"js/{PLOTLY_JS}" or path == PLOTLY_JS:
+        found = plotly_path()
+        if found is None:
+            raise NotFound("plotly.min.js not found: pip install plotly")
+        return FileResponse(found, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+    parts = Path(path).parts
+    if not parts or any(p in ("..", "") or p.startswith(".") for p in parts):
+        raise NotFound(f"no static file {path!r}")
+    target = (STATIC_DIR / path).resolve()
+    if not target.is_relative_to(STATIC_DIR.resolve()) or not target.is_file():
+        raise NotFound(f"no static file {path!r}")
+    media = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}.get(target.suffix)
+    return FileResponse(target, media_type=media, headers={"Cache-Control": "no-cache"})

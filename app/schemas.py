@@ -1,0 +1,195 @@
+"""API models: what the REST API accepts and returns.
+
+The experiment spec itself is fedcore's :class:`~fedcore.spec.ExperimentSpec`, one
+pydantic model shared by the CLI, the API and the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fedcore.spec import ExperimentSpec
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+SPEC_EXAMPLE: dict[str, Any] = {
+    "name": "smoke-3-rounds",
+    "spec": {
+        "model": "tiny-bert",
+        "dataset": "synthetic",
+        "num_clients": 6,
+        "clients_per_round": 3,
+        "rounds": 3,
+        "local_steps": 4,
+        "sparsity": 0.5,
+        "aggregation": "head_weighted",
+        "selection": "loss_gap",
+        "num_threads": 1,
+    },
+}
+PRESET_EXAMPLE: dict[str, Any] = {"name": "demo-90", "preset": "demo", "overrides": {"sparsity": 0.9}}
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class ExperimentCreate(BaseModel):
+    """A new experiment: a full ``spec``, or a ``preset`` name with ``overrides``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PRESET_EXAMPLE, SPEC_EXAMPLE]})
+
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="A label for people (default: preset or model + dataset).",
+    )
+    spec: ExperimentSpec | None = Field(None, description="The complete experiment spec.")
+    preset: str | None = Field(
+        None, min_length=1, max_length=100, description="A preset name (GET /presets)."
+    )
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Spec fields replacing the preset's.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExperimentCreate:
+        if (self.spec is None) == (self.preset is None):
+            raise ValueError("give exactly one of 'spec' and 'preset'")
+        if self.spec is not None and self.overrides:
+            raise ValueError("'overrides' go with 'preset'; put the fields into 'spec' instead")
+        return self
+
+
+class Progress(BaseModel):
+    rounds_done: int
+    rounds_total: int
+    fraction: float = Field(description="rounds_done / rounds_total")
+
+
+class RoundFigures(BaseModel):
+    """Headline figures of one round (the full record is at /rounds/{n})."""
+
+    round: int
+    accuracy: float | None
+    loss: float | None
+    metrics: dict[str, Any]
+    selected: list[int]
+    bytes_up: int
+    bytes_up_dense: int
+    bytes_down: int
+    ops: float
+    ops_dense: float
+    wall_time: float
+
+
+class ExperimentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    status: Status
+    spec: dict[str, Any] = Field(description="The validated ExperimentSpec (every field).")
+    progress: Progress
+    cancel_requested: bool
+    error: str | None
+    task_id: str | None
+    runner: str | None = Field(None, description="host:pid of the process that runs (or last ran) the job.")
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    latest_round: RoundFigures | None = None
+
+    _utc_fields = field_validator("created_at", "updated_at", "started_at", "finished_at")(_utc)
+
+
+class ExperimentDetail(ExperimentOut):
+    summary: dict[str, Any] = Field(
+        description="fedcore.simulation.summarize over the stored rounds: uplink_advantage (communication "
+        "advantage), total_advantage, ops_reduction, ops_attention_reduction, best_accuracy, "
+        "final_accuracy, ..."
+    )
+    info: dict[str, Any] | None = Field(
+        None, description="Attention blocks, heads, label names and task of the run."
+    )
+    has_adapter: bool = Field(description="A final adapter can be downloaded from /adapter.")
+
+
+class ExperimentList(BaseModel):
+    items: list[ExperimentOut]
+    total: int
+
+
+class RoundOut(BaseModel):
+    round: int
+    accuracy: float | None
+    loss: float | None
+    created_at: datetime
+    record: dict[str, Any] = Field(
+        description="RoundResult.to_dict(): metrics, selection (candidates, scores, selected, reason), "
+        "clients (kept masks, importance matrices, bytes, OPs), global importance, agreement, head weights, "
+        "bytes, OPs."
+    )
+
+    _utc_fields = field_validator("created_at")(_utc)
+
+
+class RoundList(BaseModel):
+    items: list[RoundOut]
+    total: int
+
+
+class ClientOut(BaseModel):
+    client: int
+    examples: int
+    label_histogram: list[int]
+
+
+class ClientList(BaseModel):
+    items: list[ClientOut]
+    label_names: list[str] = Field(default_factory=list)
+
+
+class PresetOut(BaseModel):
+    name: str
+    about: str
+    spec: dict[str, Any]
+
+
+class AssetOut(BaseModel):
+    name: str
+    kind: Literal["model", "dataset"]
+    usable: bool
+    detail: str
+
+
+class AssetList(BaseModel):
+    models: list[AssetOut]
+    datasets: list[AssetOut]
+
+
+class Accepted(BaseModel):
+    """Returned with 202: the request was recorded; the job acts on it."""
+
+    experiment: ExperimentOut
+    message: str
+
+
+class ComponentHealth(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    executor: Literal["local", "celery"]
+    database: ComponentHealth
+    broker: ComponentHealth
+    workers: list[str] = Field(description="Live workers: Celery node names, or local executor processes.")

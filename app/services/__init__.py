@@ -1,0 +1,1 @@
+"""Service logic behind the routes; functions take a keyword-only ``db_session``."""

@@ -1,0 +1,287 @@
+"""Executors and the reconciler: how a committed, queued job reaches a runner.
+
+- :class:`LocalExecutor` (embedded default, no broker): a pool of spawned local
+  processes, so the API stays responsive; the database is the queue.
+- :class:`CeleryExecutor`: one ``run_experiment`` message per job on the
+  experiments queue; a broker that cannot be reached is :class:`BrokerUnavailable`
+  and the job stays queued.
+
+:func:`reconcile` runs at start-up and on a timer: it re-queues jobs whose runner
+died (status running, job lock free) and dispatches queued jobs that have no
+live task (never enqueued, or enqueued long ago).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing as mp
+import threading
+import uuid
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings, redact_url
+from app.core.locks import runner_alive
+from app.models import Experiment, utcnow
+from app.schemas import ComponentHealth
+from app.services.errors import BrokerUnavailable
+from app.services.events import status_event
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    kind: str
+
+    def dispatch(self, experiment_id: uuid.UUID) -> str:
+        """Hand the job to a runner; returns the task id. Raises BrokerUnavailable."""
+
+    def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:
+        """Whether a task sent earlier may still start (so the job needs no new one)."""
+
+    def broker_health(self) -> ComponentHealth: ...
+
+    def workers(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Jobs in spawned local processes (embedded mode)."""
+
+    kind = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[str, Future[str]] = {}
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._settings.local_workers, mp_context=mp.get_context("spawn")
+            )
+        return self._pool
+
+    def dispatch(self, experiment_id: uuid.UUID) -> str:
+        from worker.runner import run_local_job
+
+        task_id = f"local-{uuid.uuid4()}"
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    fut = self._get_pool().submit(run_local_job, str(experiment_id), task_id, self._settings)
+                    break
+                except (BrokenProcessPool, RuntimeError):  # a worker process died: start a fresh pool
+                    self._pool = None
+                    if attempt == 2:
+                        raise
+            self._futures[task_id] = fut
+        fut.add_done_callback(functools.partial(self._done, task_id))
+        return task_id
+
+    def _done(self, task_id: str, fut: Future[str]) -> None:
+        with self._lock:
+            self._futures.pop(task_id, None)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("local job process ended abnormally: %s", fut.exception())
+
+    def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:
+        with self._lock:
+            return task_id is not None and task_id in self._futures
+
+    def broker_health(self) -> ComponentHealth:
+        return ComponentHealth(
+            ok=True, detail="no broker configured: jobs run in local processes (embedded mode)"
+        )
+
+    def workers(self) -> list[str]:
+        with self._lock:
+            procs = dict(getattr(self._pool, "_processes", None) or {}) if self._pool is not None else {}
+        return [f"local:{pid}" for pid in sorted(procs)] or [
+            f"local (up to {self._settings.local_workers} process(es), started on demand)"
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._futures.clear()
+        if pool is None:
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:  # a running job is resumed after the next start
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
+
+
+class CeleryExecutor:
+    """Jobs as ``run_experiment`` messages to Celery workers."""
+
+    kind = "celery"
+
+    def __init__(self, settings: Settings) -> None:
+        from worker.celery_app import make_celery
+
+        self._settings = settings
+        self.app = make_celery(settings, results=False)
+
+    def dispatch(self, experiment_id: uuid.UUID) -> str:
+        from worker.celery_app import RUN_EXPERIMENT
+
+        task_id = str(uuid.uuid4())
+        try:
+            self.app.send_task(
+                RUN_EXPERIMENT,
+                args=[str(experiment_id)],
+                task_id=task_id,
+                queue=self._settings.experiments_queue,
+                ignore_result=True,
+                retry=True,
+                retry_policy={
+                    "max_retries": 1,
+                    "interval_start": 0.2,
+                    "interval_step": 0.5,
+                    "interval_max": 0.5,
+                },
+            )
+        except Exception as err:
+            raise BrokerUnavailable(
+                f"the broker at {redact_url(self._settings.broker_url)} is unreachable "
+                f"({type(err).__name__}: {err}); experiment {experiment_id} is kept queued and will be "
+                "dispatched when the broker is back"
+            ) from err
+        return task_id
+
+    def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:
+        if task_id is None or dispatched_at is None:
+            return False
+        if dispatched_at.tzinfo is None:
+            from datetime import UTC
+
+            dispatched_at = dispatched_at.replace(tzinfo=UTC)
+        return utcnow() - dispatched_at < timedelta(seconds=self._settings.redispatch_after)
+
+    def broker_health(self) -> ComponentHealth:
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(
+                    max_retries=1, interval_start=0, interval_step=0.2, timeout=self._settings.broker_timeout
+                )
+            return ComponentHealth(ok=True, detail=f"reachable: {redact_url(self._settings.broker_url)}")
+        except Exception as err:
+            return ComponentHealth(
+                ok=False,
+                detail=f"unreachable: {redact_url(self._settings.broker_url)} ({type(err).__name__}: {err})",
+            )
+
+    def workers(self) -> list[str]:
+        try:
+            replies = self.app.control.ping(timeout=1.0) or []
+        except Exception:
+            return []
+        return sorted(name for reply in replies for name in reply)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def make_executor(settings: Settings) -> Executor:
+    return CeleryExecutor(settings) if settings.uses_celery else LocalExecutor(settings)
+
+
+def dispatch_experiment(
+    *, sessions: sessionmaker[Session], executor: Executor, experiment_id: uuid.UUID
+) -> str:
+    """Enqueue a committed, queued job and record its task id (raises BrokerUnavailable)."""
+    task_id = executor.dispatch(experiment_id)
+    with sessions.begin() as s:
+        s.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status == "queued")
+            .values(task_id=task_id, dispatched_at=utcnow())
+        )
+    return task_id
+
+
+def recover_lost(*, sessions: sessionmaker[Session], settings: Settings) -> list[uuid.UUID]:
+    """Running jobs whose runner is gone (job lock free) go back to queued, to be resumed."""
+    with sessions() as s:
+        running = s.scalars(select(Experiment.id).where(Experiment.status == "running")).all()
+    engine = sessions.kw["bind"]
+    lost = []
+    for exp_id in running:
+        if runner_alive(engine, settings.experiment_dir(exp_id).expanduser().resolve(), exp_id):
+            continue
+        with sessions.begin() as s:
+            res = s.execute(
+                update(Experiment)
+                .where(Experiment.id == exp_id, Experiment.status == "running")
+                .values(status="queued", task_id=None, dispatched_at=None, updated_at=utcnow())
+            )
+            if res.rowcount:  # type: ignore[attr-defined]
+                exp = s.get(Experiment, exp_id)
+                assert exp is not None
+                status_event(s, exp, note="runner lost; the job resumes from its last stored round")
+                lost.append(exp_id)
+    return lost
+
+
+def reconcile(*, sessions: sessionmaker[Session], executor: Executor, settings: Settings) -> dict[str, int]:
+    """One pass: recover jobs whose runner died, dispatch queued jobs without a live task."""
+    lost = recover_lost(sessions=sessions, settings=settings)
+    with sessions() as s:
+        queued = s.execute(
+            select(Experiment.id, Experiment.task_id, Experiment.dispatched_at)
+            .where(Experiment.status == "queued")
+            .order_by(Experiment.created_at)
+        ).all()
+    sent = 0
+    for row in queued:
+        if executor.pending(row.task_id, row.dispatched_at):
+            continue
+        try:
+            dispatch_experiment(sessions=sessions, executor=executor, experiment_id=row.id)
+        except BrokerUnavailable as err:
+            log.warning("reconciler: %s", err.message)
+            break
+        sent += 1
+    if lost or sent:
+        log.info("reconciler: %d lost job(s) re-queued, %d job(s) dispatched", len(lost), sent)
+    return {"recovered": len(lost), "dispatched": sent}
+
+
+class Reconciler:
+    """Runs :func:`reconcile` at start and every ``settings.reconcile_interval`` seconds, in a thread."""
+
+    def __init__(self, *, sessions: sessionmaker[Session], executor: Executor, settings: Settings) -> None:
+        self._sessions = sessions
+        self._executor = executor
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fedheads-reconciler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                reconcile(sessions=self._sessions, executor=self._executor, settings=self._settings)
+            except Exception:
+                log.exception("reconciler pass failed")
+            self._stop.wait(self._settings.reconcile_interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

@@ -1,0 +1,231 @@
+"""Experiments: create, read, cancel, resume, delete. Routes call these; they never dispatch jobs.
+
+State machine: queued -> running -> succeeded | failed | cancelled; failed and
+cancelled -> queued again on resume. Every status change is written together
+with its ``status`` event.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.models import TERMINAL, Client, Event, Experiment, Round, utcnow
+from app.schemas import ExperimentCreate
+from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.events import status_event
+from fedcore.spec import PRESETS, ExperimentSpec
+
+
+def resolve_spec(body: ExperimentCreate) -> ExperimentSpec:
+    """The spec a request describes; a bad preset or override is a 422 naming the field."""
+    if body.spec is not None:
+        return body.spec
+    assert body.preset is not None
+    if body.preset not in PRESETS:
+        raise InvalidInput(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ["body", "preset"],
+                    "input": body.preset,
+                    "msg": f"unknown preset {body.preset!r}; choose one of {', '.join(PRESETS)}",
+                }
+            ]
+        )
+    data = {k: v for k, v in PRESETS[body.preset].items() if not k.startswith("_")}
+    data.update(body.overrides)
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as err:
+        errors = []
+        for e in err.errors(include_url=False, include_context=False):
+            loc = list(e["loc"])
+            where = "overrides" if not loc or loc[0] in body.overrides else "preset"
+            errors.append({**e, "loc": ["body", where, *loc]})
+        raise InvalidInput(errors) from err
+
+
+def default_name(body: ExperimentCreate, spec: ExperimentSpec) -> str:
+    return body.name or (body.preset if body.preset else f"{spec.model}-{spec.dataset}")
+
+
+def create_experiment(
+    *, db_session: Session, name: str, spec: ExperimentSpec, artifact_root: Path
+) -> Experiment:
+    """Record a queued experiment and its first status event (the caller commits, then dispatches)."""
+    now = utcnow()
+    exp_id = uuid.uuid4()
+    exp = Experiment(
+        id=exp_id,
+        name=name,
+        spec=spec.model_dump(mode="json"),
+        status="queued",
+        rounds_done=0,
+        rounds_total=spec.rounds,
+        cancel_requested=False,
+        created_at=now,
+        updated_at=now,
+        artifact_dir=str(artifact_root / str(exp_id)),
+    )
+    db_session.add(exp)
+    db_session.flush()
+    status_event(db_session, exp)
+    return exp
+
+
+def get_experiment(*, db_session: Session, experiment_id: uuid.UUID) -> Experiment:
+    exp = db_session.get(Experiment, experiment_id)
+    if exp is None:
+        raise NotFound(f"experiment {experiment_id} not found")
+    return exp
+
+
+def list_experiments(
+    *, db_session: Session, status: str | None, limit: int, offset: int
+) -> tuple[Sequence[Experiment], int]:
+    query = select(Experiment)
+    count = select(func.count()).select_from(Experiment)
+    if status is not None:
+        query = query.where(Experiment.status == status)
+        count = count.where(Experiment.status == status)
+    items = db_session.scalars(
+        query.order_by(Experiment.created_at.desc(), Experiment.id).limit(limit).offset(offset)
+    ).all()
+    return items, int(db_session.scalar(count) or 0)
+
+
+def latest_rounds(*, db_session: Session, experiment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Round]:
+    """The last stored round of each experiment."""
+    if not experiment_ids:
+        return {}
+    last = (
+        select(Round.experiment_id, func.max(Round.round).label("r"))
+        .where(Round.experiment_id.in_(experiment_ids))
+        .group_by(Round.experiment_id)
+        .subquery()
+    )
+    rows = db_session.scalars(
+        select(Round).join(last, (Round.experiment_id == last.c.experiment_id) & (Round.round == last.c.r))
+    ).all()
+    return {r.experiment_id: r for r in rows}
+
+
+def list_rounds(*, db_session: Session, experiment_id: uuid.UUID) -> Sequence[Round]:
+    get_experiment(db_session=db_session, experiment_id=experiment_id)
+    return db_session.scalars(
+        select(Round).where(Round.experiment_id == experiment_id).order_by(Round.round)
+    ).all()
+
+
+def get_round(*, db_session: Session, experiment_id: uuid.UUID, round_: int) -> Round:
+    exp = get_experiment(db_session=db_session, experiment_id=experiment_id)
+    row = db_session.scalar(select(Round).where(Round.experiment_id == experiment_id, Round.round == round_))
+    if row is None:
+        raise NotFound(
+            f"experiment {experiment_id} has no stored round {round_} "
+            f"({exp.rounds_done} of {exp.rounds_total} rounds stored)"
+        )
+    return row
+
+
+def list_clients(*, db_session: Session, experiment_id: uuid.UUID) -> tuple[Experiment, Sequence[Client]]:
+    exp = get_experiment(db_session=db_session, experiment_id=experiment_id)
+    rows = db_session.scalars(
+        select(Client).where(Client.experiment_id == experiment_id).order_by(Client.client_index)
+    ).all()
+    return exp, rows
+
+
+def summary(*, db_session: Session, experiment_id: uuid.UUID) -> dict[str, Any]:
+    """Headline figures over the stored rounds (fedcore's ``summarize``)."""
+    from fedcore.simulation import summarize  # imports torch: keep it out of the API's start-up
+
+    records = db_session.scalars(
+        select(Round.record).where(Round.experiment_id == experiment_id).order_by(Round.round)
+    ).all()
+    return summarize(list(records))
+
+
+def request_cancel(*, db_session: Session, experiment_id: uuid.UUID) -> Experiment:
+    """Queued: cancelled at once. Running: flag it; the runner stops within one training step."""
+    exp = get_experiment(db_session=db_session, experiment_id=experiment_id)
+    if exp.status in TERMINAL:
+        raise Conflict(
+            f"experiment {experiment_id} is {exp.status}; only queued or running experiments can be cancelled"
+        )
+    now = utcnow()
+    res = db_session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now)
+    )
+    if res.rowcount == 1:  # type: ignore[attr-defined]
+        db_session.refresh(exp)
+        status_event(db_session, exp)
+    else:  # it started meanwhile (or was running): the runner reads the flag
+        db_session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status == "running")
+            .values(cancel_requested=True, updated_at=now)
+        )
+        db_session.refresh(exp)
+        if exp.status in TERMINAL and exp.status != "cancelled":
+            raise Conflict(f"experiment {experiment_id} finished ({exp.status}) before it could be cancelled")
+    return exp
+
+
+def request_resume(*, db_session: Session, experiment_id: uuid.UUID) -> Experiment:
+    """Failed or cancelled: queue it again; the runner continues after the last stored round."""
+    exp = get_experiment(db_session=db_session, experiment_id=experiment_id)
+    if exp.status not in ("failed", "cancelled"):
+        raise Conflict(
+            f"experiment {experiment_id} is {exp.status}; only failed or cancelled experiments can be resumed"
+        )
+    now = utcnow()
+    res = db_session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, Experiment.status.in_(("failed", "cancelled")))
+        .values(
+            status="queued",
+            cancel_requested=False,
+            error=None,
+            finished_at=None,
+            task_id=None,
+            dispatched_at=None,
+            updated_at=now,
+        )
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"experiment {experiment_id} changed state meanwhile; try again")
+    db_session.refresh(exp)
+    status_event(db_session, exp, resumed_from=exp.rounds_done)
+    return exp
+
+
+def delete_experiment(*, db_session: Session, experiment_id: uuid.UUID) -> Path | None:
+    """Delete an experiment that is not running; returns its artifact folder for the caller to remove."""
+    exp = db_session.get(Experiment, experiment_id, with_for_update=True)  # a runner's claim waits for us
+    if exp is None:
+        raise NotFound(f"experiment {experiment_id} not found")
+    if exp.status == "running":
+        raise Conflict(f"experiment {experiment_id} is running; cancel it first")
+    folder = Path(exp.artifact_dir) if exp.artifact_dir else None
+    for table in (Event, Round, Client):
+        db_session.execute(delete(table).where(table.experiment_id == experiment_id))
+    db_session.execute(
+        delete(Experiment).where(Experiment.id == experiment_id, Experiment.status != "running")
+    )
+    return folder
+
+
+def remove_artifacts(folder: Path | None) -> None:
+    if folder is not None and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)

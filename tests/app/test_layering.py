@@ -1,0 +1,55 @@
+"""Imports point inward: fedcore knows nothing of the service; the API and worker parents never load torch."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICE_PACKAGES = {
+    "app",
+    "worker",
+    "fastapi",
+    "starlette",
+    "sse_starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "celery",
+    "kombu",
+    "redis",
+    "psycopg2",
+}
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_fedcore_imports_no_service_package_in_any_module() -> None:
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imported_roots(p) & SERVICE_PACKAGES)
+        for p in (ROOT / "fedcore").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_api_and_worker_parent_start_without_importing_torch(tmp_path: Path) -> None:
+    code = (
+        "import sys; from app.main import create_app; import app.cli, worker.tasks, worker.celery_app; "
+        "create_app(); assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    env = {**os.environ, "FEDHEADS_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

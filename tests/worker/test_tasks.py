@@ -1,0 +1,74 @@
+"""The Celery tasks called as functions, and the fan-out runner against the real broker and worker."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from app.core.config import fedcore_paths
+from fedcore.client import ClientTask, ClientUpdate, train_client
+from fedcore.context import get_context
+from fedcore.spec import preset
+from tests.app.stack import HOST, TEST_JOB, Stack
+from worker.celery_app import make_celery
+from worker.fanout import CeleryClientRunner, encode_state, update_from_json
+from worker.tasks import train_client_task
+
+TIMING = {"wall_time", "train_time", "extra"}
+
+
+def _same_update(a: ClientUpdate, b: ClientUpdate) -> None:
+    for f in dataclasses.fields(ClientUpdate):
+        if f.name not in TIMING:
+            assert getattr(a, f.name) == getattr(b, f.name), f.name
+
+
+def _ctx(stack_settings: Any = None) -> Any:
+    spec = preset("smoke", **TEST_JOB)
+    return get_context(spec, fedcore_paths(stack_settings) if stack_settings else None)
+
+
+def test_train_client_task_returns_the_update_of_training_in_process() -> None:
+    ctx = _ctx()
+    state = ctx.initial_state
+    remote = update_from_json(train_client_task.run(ctx.spec.model_dump_json(), 1, 2, encode_state(state)))
+    local = train_client(ctx, ClientTask(round=1, client=2, global_state=state))
+    _same_update(remote, local)
+    assert remote.payload == local.payload  # the exact upload bytes
+    assert remote.extra["trained_by"].startswith(f"{HOST}:")
+
+
+def test_fanout_runner_counts_only_other_workers_serving_the_clients_queue(stack: Stack) -> None:
+    app = make_celery(stack.settings)
+    try:
+        ctx = _ctx(stack.settings)
+        node = f"fh-a@{HOST}"
+        own = CeleryClientRunner(ctx, lambda: False, app=app, settings=stack.settings, own_node=node)
+        other = CeleryClientRunner(
+            ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x"
+        )
+        assert node not in own.remote_workers()  # never wait on itself: that deadlocks
+        assert node in other.remote_workers()
+    finally:
+        app.close()
+
+
+def test_fanout_runner_returns_the_sequential_updates_when_clients_train_on_another_worker(
+    stack: Stack,
+) -> None:
+    app = make_celery(stack.settings)
+    try:
+        ctx = _ctx(stack.settings)
+        tasks = [ClientTask(round=1, client=c, global_state=ctx.initial_state) for c in (4, 0, 3)]
+        runner = CeleryClientRunner(
+            ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x"
+        )
+        remote = runner(tasks)
+        local = [train_client(ctx, t) for t in tasks]
+    finally:
+        app.close()
+    assert [u.client for u in remote] == [4, 0, 3]
+    for r, lo in zip(remote, local, strict=True):
+        _same_update(r, lo)
+        assert r.payload == lo.payload
+    assert {u.extra["trained_by"] for u in remote} != {""}  # they did go to the worker

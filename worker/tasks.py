@@ -1,0 +1,68 @@
+"""Celery tasks: thin. Each takes ids or plain data, calls one function, returns a small result.
+
+fedcore (and with it torch) is imported inside the tasks and at worker-process
+start, never in the parent of a prefork pool (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from celery.signals import worker_process_init
+
+from app.core.config import fedcore_paths, get_settings
+from worker.celery_app import RUN_EXPERIMENT, TRAIN_CLIENT, celery_app
+
+log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Load torch and fedcore once per worker process, before the first task arrives."""
+    import fedcore.simulation  # noqa: F401
+
+    log.info("worker process %d: fedcore loaded", os.getpid())
+
+
+@celery_app.task(name=RUN_EXPERIMENT, bind=True, ignore_result=True)
+def run_experiment(self: Any, experiment_id: str) -> str:
+    """Run (or resume) one experiment; a re-delivered message continues after the last stored round."""
+    from worker.events import Publisher
+    from worker.fanout import CeleryClientRunner
+    from worker.runner import run_job
+
+    settings = get_settings()
+
+    def client_runner(ctx: Any, should_stop: Any) -> CeleryClientRunner:
+        return CeleryClientRunner(
+            ctx, should_stop, app=celery_app, settings=settings, own_node=self.request.hostname
+        )
+
+    return run_job(
+        uuid.UUID(experiment_id),
+        settings=settings,
+        task_id=self.request.id,
+        client_runner_factory=client_runner,
+        publisher=Publisher(settings.broker_url),
+    )
+
+
+@celery_app.task(name=TRAIN_CLIENT, resultrepr_maxsize=200)
+def train_client_task(spec_json: str, round_: int, client: int, global_state: str) -> dict[str, Any]:
+    """Train one client of one round; the result depends only on the arguments."""
+    from fedcore.client import ClientTask, train_client
+    from fedcore.context import get_context
+    from fedcore.spec import ExperimentSpec
+    from worker.fanout import decode_state, update_to_json
+
+    spec = ExperimentSpec.model_validate_json(spec_json)
+    ctx = get_context(spec, fedcore_paths(get_settings()))
+    update = train_client(
+        ctx, ClientTask(round=round_, client=client, global_state=decode_state(global_state))
+    )
+    update.extra = {**update.extra, "trained_by": f"{socket.gethostname()}:{os.getpid()}"}
+    return update_to_json(update)
