@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fedcore.context import build_context
+from fedcore.evaluate import evaluate
 from fedcore.simulation import run_simulation
 from fedcore.spec import preset
 
@@ -12,13 +13,14 @@ pytestmark = pytest.mark.integration
 
 
 def test_minilm_snli_federated_loss_falls() -> None:
-    spec = preset("demo", num_clients=4, clients_per_round=2, rounds=3, local_steps=8, eval_size=200,
+    spec = preset("demo", num_clients=4, clients_per_round=1, rounds=2, local_steps=30, eval_size=200,
                   importance_samples=16, sparsity=0.5)
     ctx = build_context(spec)
     assert len(ctx.blocks) == 6 and ctx.blocks[0].num_heads == 12
+    before = evaluate(ctx, ctx.initial_state)["loss"]
     run = run_simulation(spec, context=ctx)
-    losses = [r.metrics["loss"] for r in run.rounds]
-    assert losses[-1] < losses[0] - 0.01, losses
+    losses = [before] + [r.metrics["loss"] for r in run.rounds]
+    assert losses[-1] < losses[0] - 0.005, losses
     c = run.rounds[0].clients[0]
     assert sum(map(sum, c["kept"])) == 36
     assert 1.2 < c["bytes_up_dense"] / c["bytes_up"] < 1.4  # 2/(2-0.5) = 1.33, classifier shared
