@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fedheads-installed
 
-.PHONY: install assets run test test-unit lint typecheck bench-quick clean
+.PHONY: install assets browser run test test-unit lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,17 +26,21 @@ assets: install
 run: assets
 	$(VENV)/bin/fedheads run --preset demo
 
-test: assets
+# Browser tests drive Debian's chromium package (never a downloaded browser).
+browser:
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: assets browser
 	$(PY) -m pytest -q
 
 test-unit: install
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -m "not integration" tests/fedcore
 
 lint: install
 	$(PY) -m ruff check app worker fedcore tests bench
 
 typecheck: install
-	$(PY) -m mypy fedcore
+	$(PY) -m mypy fedcore app worker
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
