@@ -1,0 +1,148 @@
+/* Shared helpers of the fedheads pages. User-supplied strings only ever go through textContent. */
+"use strict";
+
+const FH = (() => {
+  /** Create an element; attrs.text sets textContent, other attrs become attributes. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "text") node.textContent = String(v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+
+  /** fetch + JSON; never throws for HTTP errors: {ok, status, data}. */
+  async function api(method, url, body) {
+    const opts = { method, headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(url, opts);
+    } catch (err) {
+      return { ok: false, status: 0, data: { detail: `network error: ${err}` } };
+    }
+    let data = null;
+    try { data = await resp.json(); } catch (_) { data = null; }
+    return { ok: resp.ok, status: resp.status, data };
+  }
+
+  const fmt = {
+    pct: (x, d = 1) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(d)} %`),
+    times: (x) => (x === null || x === undefined || !isFinite(x) ? "–" : `${x.toFixed(2)}×`),
+    mb: (bytes) => (bytes === null || bytes === undefined ? "–" : `${(bytes / 1e6).toFixed(2)} MB`),
+    secs: (s) => (s === null || s === undefined ? "–" : s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`),
+    num: (x, d = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(d)),
+    ago(iso, now) {
+      if (!iso) return "";
+      const secs = Math.max(0, ((now || Date.now()) - Date.parse(iso)) / 1000);
+      if (secs >= 86400) return `${Math.floor(secs / 86400)} d ago`;
+      if (secs >= 3600) return `${Math.floor(secs / 3600)} h ago`;
+      if (secs >= 60) return `${Math.floor(secs / 60)} min ago`;
+      return `${Math.floor(secs)} s ago`;
+    },
+    clock(date) { return (date || new Date()).toLocaleTimeString([], { hour12: false }); },
+  };
+
+  /* Okabe-Ito: a colour-blind-safe palette for lines; heatmaps use Viridis. */
+  const LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
+  const DENSE = "#555555";
+
+  const PLOT_CONFIG = {
+    responsive: true, displaylogo: false,
+    modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d", "toggleSpikelines"],
+  };
+
+  function layout(extra) {
+    return Object.assign({
+      margin: { l: 60, r: 20, t: 10, b: 48 },
+      font: { family: "system-ui, 'DejaVu Sans', sans-serif", size: 12, color: "#1d2430" },
+      paper_bgcolor: "#ffffff", plot_bgcolor: "#ffffff",
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+      hoverlabel: { namelength: -1 },
+    }, extra || {});
+  }
+
+  function axis(title, extra) {
+    return Object.assign({ title: { text: title }, gridcolor: "#e6e9ee", zeroline: false, automargin: true }, extra || {});
+  }
+
+  /** Copy text to the clipboard; falls back to a selected textarea when the API is unavailable. */
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try { await navigator.clipboard.writeText(text); return true; } catch (_) { /* fall through */ }
+    }
+    const ta = el("textarea", { "aria-hidden": "true" });
+    ta.value = text;
+    ta.style.position = "fixed"; ta.style.opacity = "0";
+    document.body.append(ta);
+    ta.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+    ta.remove();
+    return ok;
+  }
+
+  /** The JSON a page template embedded with |tojson. */
+  function pageData(id) {
+    const node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  /** Text for Plotly labels: Plotly reads a small HTML subset in names, so user strings get entities. */
+  function plotText(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+
+  /** Shell-quote for POSIX sh (single quotes). */
+  function shq(s) { return `'${String(s).replace(/'/g, "'\\''")}'`; }
+
+  /**
+   * Draws charts only when they are on (or near) the screen, one chart per animation frame, so a page with many
+   * charts stays responsive while rounds stream in. paint(id, fn, key): queue fn for chart id; a key replaces an
+   * earlier queued fn with the same key (a full redraw), no key appends (e.g. extendTraces, all kept in order).
+   */
+  function painter(onPainted) {
+    const pending = new Map();
+    const visible = new Set();
+    let seq = 0;
+    let scheduled = false;
+    const io = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (e.isIntersecting) visible.add(e.target.id); else visible.delete(e.target.id);
+      }
+      kick();
+    }, { rootMargin: "400px 0px" });
+
+    function kick() {
+      if (!scheduled) { scheduled = true; requestAnimationFrame(step); }
+    }
+    function runChart(id) {
+      const ops = pending.get(id);
+      pending.delete(id);
+      for (const fn of ops.values()) fn();
+      if (onPainted) onPainted(id);
+    }
+    function step() {
+      scheduled = false;
+      for (const id of pending.keys()) {
+        if (visible.has(id)) { runChart(id); kick(); return; }
+      }
+    }
+    return {
+      watch(id) { io.observe(document.getElementById(id)); },
+      paint(id, fn, key) {
+        if (!pending.has(id)) pending.set(id, new Map());
+        pending.get(id).set(key === undefined ? `+${seq++}` : key, fn);
+        kick();
+      },
+      /** Draw everything now (before printing or a full-page screenshot). */
+      flush() { for (const id of [...pending.keys()]) runChart(id); },
+    };
+  }
+
+  return { el, api, fmt, painter, LINE_COLOURS, DENSE, PLOT_CONFIG, layout, axis, copyText, pageData, shq, plotText };
+})();
