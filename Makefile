@@ -1,5 +1,5 @@
 # fedheads: two commands on a fresh machine.
-#   make run   - install everything, then run the demo experiment
+#   make run   - install everything, then serve the dashboard on http://127.0.0.1:8000
 #   make test  - install everything, then run the whole test suite
 # Each creates .venv if missing, installs torch==2.13.0 first (an open range
 # pulls a multi-GB CUDA build), then the project, then the offline assets.
@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fedheads-installed
 
-.PHONY: install assets browser run test test-unit lint typecheck clean
+.PHONY: install assets browser compose run test test-unit lint typecheck docs docs-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,14 +23,21 @@ install: $(STAMP)
 assets: install
 	$(VENV)/bin/fedheads assets
 
+# The dashboard on its embedded defaults: SQLite under ./var and a local executor.
 run: assets
-	$(VENV)/bin/fedheads run --preset demo
+	$(VENV)/bin/fedheads serve
 
 # Browser tests drive Debian's chromium package (never a downloaded browser).
 browser:
 	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-test: assets browser
+# tests/app/test_docs.py validates docker-compose.yml with a compose client (no Docker engine needed):
+# the docker CLI's compose plugin if present, else Debian's docker-compose package.
+compose:
+	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq docker-compose; }
+
+test: assets browser compose
 	$(PY) -m pytest -q
 
 test-unit: install
@@ -41,6 +48,15 @@ lint: install
 
 typecheck: install
 	$(PY) -m mypy fedcore app worker
+
+# Regenerate the generated docs (docs/openapi.json, the settings table, .env.example), or check them.
+docs: install
+	$(VENV)/bin/fedheads openapi --out docs/openapi.json
+	$(VENV)/bin/fedheads docs-config
+
+docs-check: install
+	$(VENV)/bin/fedheads openapi --out docs/openapi.json --check
+	$(VENV)/bin/fedheads docs-config --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,8 @@
 - ``fedheads worker [--queue Q]``: a Celery worker (needs FEDHEADS_BROKER_URL)
 - ``fedheads db upgrade``: apply the Alembic migrations
 - ``fedheads submit SPEC|--preset NAME --server URL [--wait]``: a REST client with a progress bar
+- ``fedheads openapi [--out FILE] [--check]``: the REST API's OpenAPI schema (docs/openapi.json)
+- ``fedheads docs-config [--check]``: the settings reference in docs/operations.md and .env.example
 """
 
 from __future__ import annotations
@@ -51,10 +53,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=updates)
     upgrade(settings.database_url)
     mode = f"Celery via {settings.broker_url}" if settings.uses_celery else "embedded local executor"
+    base = f"http://{settings.host}:{settings.port}"
     print(
-        f"fedheads: database migrated; jobs run on the {mode}; http://{settings.host}:{settings.port}/docs",
+        f"fedheads: database migrated; jobs run on the {mode}\n"
+        f"  dashboard: {base}/   API: {base}/api/v1   OpenAPI: {base}/docs",
         file=sys.stderr,
     )
+    if settings.api_token is None:
+        print("fedheads: no FEDHEADS_API_TOKEN set: the API is unauthenticated; bind to 127.0.0.1 only",
+              file=sys.stderr)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
@@ -248,6 +255,51 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if final == "succeeded" else EXIT_FAILED
 
 
+# --- generated docs -------------------------------------------------------------------------------
+
+
+def _write_or_check(path: Path, text: str, *, check: bool, command: str) -> bool:
+    """Write ``text`` to ``path``; with ``check``, only say whether the file already holds it."""
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    if current == text:
+        return True
+    if check:
+        print(f"{path} is stale; regenerate it with: {command}", file=sys.stderr)
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
+    return True
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from app.core.reference import REGENERATE_OPENAPI, openapi_json
+
+    text = openapi_json()
+    if args.out is None:
+        if args.check:
+            print("--check needs --out FILE", file=sys.stderr)
+            return EXIT_USAGE
+        sys.stdout.write(text)
+        return 0
+    ok = _write_or_check(Path(args.out), text, check=args.check, command=REGENERATE_OPENAPI)
+    return 0 if ok else EXIT_FAILED
+
+
+def cmd_docs_config(args: argparse.Namespace) -> int:
+    from app.core.reference import REGENERATE_CONFIG, env_example, with_config_table
+
+    operations, env_file = Path(args.operations), Path(args.env_example)
+    ok = _write_or_check(
+        operations,
+        with_config_table(operations.read_text(encoding="utf-8")),
+        check=args.check,
+        command=REGENERATE_CONFIG,
+    )
+    ok = _write_or_check(env_file, env_example(), check=args.check, command=REGENERATE_CONFIG) and ok
+    return 0 if ok else EXIT_FAILED
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -293,6 +345,19 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--token", default=None, help="API token (FEDHEADS_API_TOKEN of the server)")
     sb.add_argument("--wait", action="store_true", help="follow the rounds with a progress bar until it ends")
     sb.set_defaults(func=cmd_submit)
+
+    from app.core.reference import ENV_EXAMPLE_PATH, OPERATIONS_PATH
+
+    o = sub.add_parser("openapi", help="print or write the REST API's OpenAPI schema")
+    o.add_argument("--out", default=None, help="file to write, e.g. docs/openapi.json (default: stdout)")
+    o.add_argument("--check", action="store_true", help="write nothing; exit 1 if --out is stale")
+    o.set_defaults(func=cmd_openapi)
+
+    dc = sub.add_parser("docs-config", help="regenerate the settings reference and .env.example")
+    dc.add_argument("--operations", default=str(OPERATIONS_PATH), help="markdown file with the settings markers")
+    dc.add_argument("--env-example", default=str(ENV_EXAMPLE_PATH), help="the .env.example to write")
+    dc.add_argument("--check", action="store_true", help="write nothing; exit 1 if either file is stale")
+    dc.set_defaults(func=cmd_docs_config)
     return p
 
 
