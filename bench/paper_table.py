@@ -133,15 +133,18 @@ def table(results: list[dict[str, Any]], settings: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from fedcore.spec import preset
+
+    d = preset("paper-dense")  # the defaults are the paper-* presets' settings
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--per-round", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--alpha", type=float, default=1.0, help="Dirichlet label-skew concentration")
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--eval-size", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=d.rounds)
+    ap.add_argument("--clients", type=int, default=d.num_clients)
+    ap.add_argument("--per-round", type=int, default=d.clients_per_round)
+    ap.add_argument("--steps", type=int, default=d.local_steps)
+    ap.add_argument("--alpha", type=float, default=d.dirichlet_alpha, help="Dirichlet label-skew concentration")
+    ap.add_argument("--lr", type=float, default=d.learning_rate)
+    ap.add_argument("--eval-size", type=int, default=d.eval_size)
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
     args = ap.parse_args()
     if args.quick:
