@@ -9,6 +9,9 @@ here, a process pool in :mod:`fedcore.runners`, Celery in ``worker/``),
 ``on_round_end(RoundResult)`` and ``should_stop()``. After every round it writes
 a checkpoint (global state as safetensors, selection state, the records), and
 ``run_simulation(..., checkpoint_dir=d)`` resumes from the last one found there.
+No RNG state needs saving: every random choice (selection, a client's sample,
+batch order, dropout) is drawn from generators seeded by (seed, round[, client]),
+so a resumed run continues exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
