@@ -42,8 +42,8 @@ def confidence_importance(
             for b, m in enumerate(maps):
                 conf = m.probs.float().amax(dim=-1)  # (B, H, Tq)
                 valid = m.query_mask.bool()  # (B, Tq)
-                if exclude_ids and m.query_mask.shape[1] == batch["input_ids"].shape[1]:
-                    special = torch.isin(batch["input_ids"], torch.tensor(list(exclude_ids), device=valid.device))
+                if exclude_ids and m.query_ids is not None:  # decoder-side queries (T5) keep all
+                    special = torch.isin(m.query_ids, torch.tensor(list(exclude_ids), device=valid.device))
                     valid = valid & ~special
                 w = valid[:, None, :].to(conf.dtype)  # (B, 1, Tq)
                 total[b] += (conf * w).sum(dim=(0, 2)).double().cpu()

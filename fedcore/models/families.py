@@ -25,10 +25,12 @@ Batch = dict[str, Tensor]
 
 @dataclass
 class AttentionMap:
-    """Attention probabilities of one block, (B, H, Tq, Tk), and its valid queries (B, Tq)."""
+    """Attention probabilities of one block, (B, H, Tq, Tk), its valid queries (B, Tq) and,
+    where the queries are input tokens, their ids (B, Tq) (for excluding special end tokens)."""
 
     probs: Tensor
     query_mask: Tensor
+    query_ids: Tensor | None = None
 
 
 class Family:
@@ -145,7 +147,7 @@ class BertFamily(Family):
         inputs.pop("labels", None)
         out = model(**inputs, output_attentions=True)
         mask = batch["attention_mask"]
-        return [AttentionMap(a, mask) for a in out.attentions]
+        return [AttentionMap(a, mask, batch["input_ids"]) for a in out.attentions]
 
     def predict(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
                 tokenizer: Any, max_target_len: int) -> list[Any]:
@@ -226,7 +228,7 @@ class T5Family(Family):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
                     output_attentions=True)
         enc_mask, dec_mask = batch["attention_mask"], batch["_decoder_mask"]
-        maps = [AttentionMap(a, enc_mask) for a in out.encoder_attentions]
+        maps = [AttentionMap(a, enc_mask, batch["input_ids"]) for a in out.encoder_attentions]
         maps += [AttentionMap(a, dec_mask) for a in out.decoder_attentions]
         maps += [AttentionMap(a, dec_mask) for a in out.cross_attentions]
         return maps
@@ -325,7 +327,7 @@ class LlamaFamily(Family):
 
     def attention_maps(self, model: nn.Module, batch: Batch) -> list[AttentionMap]:
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True)
-        return [AttentionMap(a, batch["attention_mask"]) for a in out.attentions]
+        return [AttentionMap(a, batch["attention_mask"], batch["input_ids"]) for a in out.attentions]
 
     def eval_batch(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
                    tokenizer: Any, max_target_len: int) -> tuple[Tensor, list[Any]]:

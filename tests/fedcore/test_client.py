@@ -53,3 +53,18 @@ def test_local_epochs_sets_steps_from_client_size() -> None:
     upd = train_client(ctx, ClientTask(round=1, client=0, global_state=ctx.initial_state))
     n = ctx.num_examples[0]
     assert upd.steps == math.ceil(0.5 * n / spec.batch_size) and upd.steps > 1
+
+
+def test_excluding_special_tokens_changes_confidence_on_encoder_queries() -> None:
+    from fedcore.client import client_probe
+    from fedcore.importance import confidence_importance
+
+    spec = preset("smoke")
+    ctx = build_context(spec)
+    probe = client_probe(ctx, 0, 1)
+    n, h = len(ctx.blocks), ctx.blocks[0].num_heads
+    plain = confidence_importance(ctx.family, ctx.model, probe, n, h)
+    excl = confidence_importance(ctx.family, ctx.model, probe, n, h, exclude_ids=ctx.special_ids)
+    assert plain.shape == excl.shape == (n, h)
+    assert not torch.allclose(plain, excl)
+    assert ((plain > 0) & (plain <= 1)).all()
