@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -229,7 +230,9 @@ def train_client(
     loss_local = mean_loss(ctx, model, probe)
 
     # 6. upload: shared halves + kept slices (drop-mode tensors are already sliced)
-    local = get_peft_model_state_dict(model)
+    with warnings.catch_warnings():  # a dropped model's zero-width slices are intended
+        warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape")
+        local = get_peft_model_state_dict(model)
     if spec.sparsity > 0 and spec.prune_mode == "drop":
         sliced = {k: local[k] for k in layout.keys}
     else:
