@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -18,10 +18,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from app.api.routes import experiments, meta
+from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
 from app.core.db import session_factory
 from app.pages import router as pages_router
-from app.services.dispatch import Reconciler, make_executor
+from app.services.dispatch import Executor, Reconciler, make_executor
 from app.services.errors import InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,22 @@ def _warm_up() -> None:
         log.debug("warm-up import failed", exc_info=True)
 
 
-def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
-    """The API. ``background=False`` skips the reconciler (the executor still dispatches on submit)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    background: bool = True,
+    executor_factory: Callable[[Settings], Executor] = make_executor,
+) -> FastAPI:
+    """The API. ``background=False`` skips the reconciler (the executor still dispatches on submit).
+
+    ``executor_factory`` builds the executor at start-up (default: local processes, or Celery
+    when a broker is configured); tests pass one that keeps jobs queued.
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        executor = make_executor(settings)
+        executor = executor_factory(settings)
         app.state.executor = executor
         reconciler = None
         if background:
@@ -74,6 +84,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             return JSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors)})
         return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
 
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(experiments.router)
     app.include_router(meta.router)
     app.include_router(pages_router)

@@ -15,6 +15,11 @@ does not give these views what they need cheaply:
   API's detail minus its summary, which re-reads every round record on each call.
 - ``POST /ui/validate``: checks a submission exactly as ``POST /api/v1/experiments``
   would, without creating anything, so a sweep is validated before any member starts.
+  Like every mutating call it needs the token when the server has one.
+
+``/login`` takes the API token in a form and sets a signed page-session cookie (HttpOnly,
+SameSite=Strict; never the token) and a ``fedheads_csrf`` cookie that the page scripts echo
+in ``X-CSRF-Token`` (app/core/security.py); ``/logout`` clears both.
 
 Sweeps: the form launches the dense baseline and each chosen sparsity as sibling
 experiments named ``<name> [sweep <tag>] s=<sparsity>``, where ``<tag>`` is a short
@@ -34,15 +39,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import func, select
 from starlette.templating import Jinja2Templates
 
-from app.api.deps import DbDep
+from app.api.auth import WRITE
+from app.api.deps import DbDep, SettingsDep
 from app.api.presenters import experiment_out
+from app.core.security import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    new_csrf,
+    new_session,
+    session_valid,
+    token_matches,
+)
 from app.models import STATUSES, Experiment, Round
 from app.schemas import ExperimentCreate
 from app.services import experiments as svc
@@ -309,6 +325,60 @@ def compare_page(request: Request, db: DbDep, ids: Annotated[list[str] | None, Q
     })
 
 
+# --- login ----------------------------------------------------------------------------------------
+
+
+def _local_path(target: str | None) -> str:
+    """Where to go after logging in: a path on this server only (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
+def _login_page(request: Request, settings: Any, next_: str, error: str = "", status_code: int = 200) -> Response:
+    token = settings.api_token
+    session = request.cookies.get(SESSION_COOKIE)
+    logged_in = token is not None and session is not None and session_valid(session, token.get_secret_value())
+    return templates.TemplateResponse(request, "login.html", {
+        "active": "", "required": token is not None, "logged_in": logged_in, "error": error, "next": next_,
+    }, status_code=status_code)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, settings: SettingsDep,
+               next_: Annotated[str | None, Query(alias="next")] = None) -> Response:
+    return _login_page(request, settings, _local_path(next_))
+
+
+@router.post("/login")
+async def login(request: Request, settings: SettingsDep,
+                next_: Annotated[str | None, Query(alias="next")] = None) -> Response:
+    """The form's token: right sets the session and CSRF cookies and goes back; wrong is a 403 page."""
+    target = _local_path(next_)
+    if settings.api_token is None:
+        return RedirectResponse(target, status_code=303)
+    token = settings.api_token.get_secret_value()
+    given = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0]
+    if not given or not token_matches(given, token):
+        return _login_page(request, settings, target, error="That is not the server's API token.",
+                           status_code=403)
+    resp = RedirectResponse(target, status_code=303)
+    secure = request.url.scheme == "https"
+    resp.set_cookie(SESSION_COOKIE, new_session(token), max_age=SESSION_MAX_AGE, path="/", secure=secure,
+                    httponly=True, samesite="strict")
+    resp.set_cookie(CSRF_COOKIE, new_csrf(), max_age=SESSION_MAX_AGE, path="/", secure=secure,
+                    httponly=False, samesite="strict")
+    return resp
+
+
+@router.get("/logout")
+def logout() -> Response:
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    resp.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
+    return resp
+
+
 # --- page-side JSON -----------------------------------------------------------------------------
 
 
@@ -342,7 +412,7 @@ def series_data(experiment_id: uuid.UUID, db: DbDep) -> dict[str, Any]:
             **{n: [r[i] for r in rows] for i, n in enumerate(names)}}
 
 
-@router.post("/ui/validate")
+@router.post("/ui/validate", dependencies=WRITE)
 def validate_submission(body: ExperimentCreate) -> dict[str, Any]:
     """422 (FastAPI's format, as the API gives) or the resolved spec; creates nothing."""
     spec = svc.resolve_spec(body)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fedcore.spec import ExperimentSpec
 
+MAX_INT = 2**31 - 1  # the largest id, offset or round a query accepts (a 32-bit SQL INTEGER)
+
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 SPEC_EXAMPLE: dict[str, Any] = {

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from fedcore.context import Paths
 
 
+URL_FIELDS = ("database_url", "broker_url", "result_backend")
+
+
 class Settings(BaseSettings):
     """Everything the API, the workers and the CLI read from the environment."""
 
@@ -48,7 +51,12 @@ class Settings(BaseSettings):
         description="Offline asset cache of `fedheads assets` (default ~/.cache/fedheads/assets).",
     )
     api_token: SecretStr | None = Field(
-        default=None, description="API token (accepted; enforcement comes later)."
+        default=None,
+        description="Token that POST and DELETE requests need (Bearer header, or a /login page session); "
+        "unset: the API is open, so bind to 127.0.0.1 only.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (bytes); larger is a 413."
     )
     host: str = Field(default="127.0.0.1", description="Address `fedheads serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `fedheads serve` listens on.")
@@ -91,10 +99,20 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Seconds to wait for the broker when enqueueing."
     )
 
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("broker_url", "result_backend", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    def __repr_args__(self) -> Any:
+        """repr() and logs show URLs without passwords (the token is a SecretStr already)."""
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in URL_FIELDS and isinstance(value, str) else value
 
     @property
     def uses_celery(self) -> bool:

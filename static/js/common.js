@@ -14,9 +14,34 @@ const FH = (() => {
     return node;
   }
 
-  /** fetch + JSON; never throws for HTTP errors: {ok, status, data}. */
+  /** A cookie's value, or "" (the CSRF cookie is readable by design; the session cookie is HttpOnly). */
+  function cookie(name) {
+    for (const part of document.cookie.split(";")) {
+      const [k, ...v] = part.trim().split("=");
+      if (k === name) return decodeURIComponent(v.join("="));
+    }
+    return "";
+  }
+
+  /** After a 401: a notice at the top of the page with a link to /login that comes back here. */
+  function showLoginNotice() {
+    if (document.getElementById("login-needed")) return;
+    const next = location.pathname + location.search;
+    const link = el("a", { href: `/login?next=${encodeURIComponent(next)}`, id: "login-link", text: "log in" });
+    const note = el("p", { id: "login-needed", class: "form-error", role: "alert" },
+      "This server needs its API token for that: ", link, ".");
+    (document.getElementById("main") || document.body).prepend(note);
+  }
+
+  const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+  /** fetch + JSON; never throws for HTTP errors: {ok, status, data}. Mutations carry the CSRF header. */
   async function api(method, url, body) {
-    const opts = { method, headers: { Accept: "application/json" } };
+    const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (MUTATING.has(method.toUpperCase())) {
+      const csrf = cookie("fedheads_csrf");
+      if (csrf) opts.headers["X-CSRF-Token"] = csrf;
+    }
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -29,6 +54,7 @@ const FH = (() => {
     }
     let data = null;
     try { data = await resp.json(); } catch (_) { data = null; }
+    if (resp.status === 401 && MUTATING.has(method.toUpperCase())) showLoginNotice();
     return { ok: resp.ok, status: resp.status, data };
   }
 

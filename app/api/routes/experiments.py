@@ -12,9 +12,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
+from app.api.auth import WRITE
 from app.api.deps import DbDep, ExecutorDep, SessionsDep, SettingsDep
 from app.api.presenters import experiment_out, round_out
 from app.schemas import (
+    MAX_INT,
     PRESET_EXAMPLE,
     SPEC_EXAMPLE,
     Accepted,
@@ -55,7 +57,11 @@ def _queued_response(err: BrokerUnavailable, out: ExperimentOut) -> JSONResponse
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=ExperimentOut, responses={503: BROKER_DOWN}
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ExperimentOut,
+    responses={401: ERR, 403: ERR, 413: ERR, 503: BROKER_DOWN},
+    dependencies=WRITE,
 )
 def create_experiment(
     body: Annotated[
@@ -100,7 +106,7 @@ def list_experiments(
         Status | None, Query(alias="status", description="only experiments in this status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> ExperimentList:
     """Experiments, newest first."""
     items, total = svc.list_experiments(db_session=db, status=status_, limit=limit, offset=offset)
@@ -130,7 +136,7 @@ def list_rounds(experiment_id: uuid.UUID, db: DbDep) -> RoundList:
 
 
 @router.get("/{experiment_id}/rounds/{round_number}", response_model=RoundOut, responses={404: ERR})
-def get_round(experiment_id: uuid.UUID, round_number: Annotated[int, Path(ge=1)], db: DbDep) -> RoundOut:
+def get_round(experiment_id: uuid.UUID, round_number: Annotated[int, Path(ge=1, le=MAX_INT)], db: DbDep) -> RoundOut:
     """One round's full record."""
     return round_out(svc.get_round(db_session=db, experiment_id=experiment_id, round_=round_number))
 
@@ -165,7 +171,7 @@ async def follow_events(
     sessions: SessionsDep,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(description="replay events after this id")] = None,
-    after: Annotated[int | None, Query(ge=0, description="same as the Last-Event-ID header")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT, description="same as the Last-Event-ID header")] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: replay after ``Last-Event-ID``, then live until the experiment finishes."""
 
@@ -183,7 +189,7 @@ async def follow_events(
 
 def _event_id(header: str | None) -> int:
     try:
-        return max(int(header), 0) if header else 0
+        return min(max(int(header), 0), MAX_INT) if header else 0
     except ValueError:
         return 0
 
@@ -192,7 +198,8 @@ def _event_id(header: str | None) -> int:
     "/{experiment_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={404: ERR, 409: ERR},
+    responses={401: ERR, 403: ERR, 404: ERR, 409: ERR},
+    dependencies=WRITE,
 )
 def cancel_experiment(experiment_id: uuid.UUID, db: DbDep) -> Accepted:
     """Queued: cancelled now. Running: stops within one local training step; stored rounds are kept."""
@@ -210,7 +217,8 @@ def cancel_experiment(experiment_id: uuid.UUID, db: DbDep) -> Accepted:
     "/{experiment_id}/resume",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={404: ERR, 409: ERR, 503: BROKER_DOWN},
+    responses={401: ERR, 403: ERR, 404: ERR, 409: ERR, 503: BROKER_DOWN},
+    dependencies=WRITE,
 )
 def resume_experiment(
     experiment_id: uuid.UUID, db: DbDep, sessions: SessionsDep, executor: ExecutorDep
@@ -229,7 +237,12 @@ def resume_experiment(
     )
 
 
-@router.delete("/{experiment_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: ERR, 409: ERR})
+@router.delete(
+    "/{experiment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: ERR, 403: ERR, 404: ERR, 409: ERR},
+    dependencies=WRITE,
+)
 def delete_experiment(experiment_id: uuid.UUID, db: DbDep) -> Response:
     """Delete an experiment, its rounds, events and artifacts (409 while it runs)."""
     folder = svc.delete_experiment(db_session=db, experiment_id=experiment_id)
@@ -255,7 +268,7 @@ def download_adapter(
     db: DbDep,
     settings: SettingsDep,
     round_: Annotated[
-        int | None, Query(alias="round", ge=1, description="a stored round (default: final)")
+        int | None, Query(alias="round", ge=1, le=MAX_INT, description="a stored round (default: final)")
     ] = None,
 ) -> Response:
     """The final adapter, or one built from round n's stored global checkpoint."""

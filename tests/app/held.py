@@ -1,0 +1,62 @@
+"""An app whose executor keeps every job queued: the API surface without running any job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.core.migrate import upgrade
+from app.main import create_app
+from app.schemas import ComponentHealth
+
+
+class HeldExecutor:
+    """Accepts every dispatch and runs nothing (the jobs stay queued)."""
+
+    kind = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.dispatched: list[uuid.UUID] = []
+
+    def dispatch(self, experiment_id: uuid.UUID) -> str:
+        self.dispatched.append(experiment_id)
+        return f"held-{uuid.uuid4()}"
+
+    def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:
+        return task_id is not None
+
+    def broker_health(self) -> ComponentHealth:
+        return ComponentHealth(ok=True, detail="held: jobs are recorded and never run (tests)")
+
+    def workers(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def held_settings(folder: Path, **overrides: Any) -> Settings:
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'fedheads.db'}",
+        broker_url=None,
+        artifact_root=folder / "artifacts",
+        data_root=folder / "data",
+        **overrides,
+    )
+    upgrade(settings.database_url)
+    return settings
+
+
+@contextmanager
+def held_client(folder: Path, **overrides: Any) -> Iterator[TestClient]:
+    """A TestClient of the app on a fresh SQLite database under ``folder``, jobs held."""
+    app = create_app(held_settings(folder, **overrides), background=False, executor_factory=HeldExecutor)
+    with TestClient(app) as client:
+        yield client
