@@ -97,10 +97,16 @@ class LoraLayout:
         return {k: out[k] for k in self.keys}
 
     # --- uploads -------------------------------------------------------------
+    # On the wire a tensor is named by its position in ``self.keys`` ("0", "1", ...):
+    # both sides know the layout, so the ~70-character PEFT names need not travel.
+
+    def compact(self, state: Mapping[str, Tensor]) -> State:
+        """``state`` keyed by layout position, as sent (also the dense counterfactual's format)."""
+        return {str(i): state[k].detach().cpu().contiguous() for i, k in enumerate(self.keys)}
 
     def upload(self, local_sliced: Mapping[str, Tensor], kept: Tensor, importance: Tensor) -> State:
         """The tensors a client sends: shared halves, kept slices, its kept mask and importance."""
-        payload: State = {k: v.detach().cpu().contiguous() for k, v in local_sliced.items()}
+        payload = self.compact(local_sliced)
         payload[KEPT_KEY] = kept.to(torch.uint8).cpu()
         payload[IMPORTANCE_KEY] = importance.float().cpu()
         return payload
@@ -109,7 +115,7 @@ class LoraLayout:
         """(full-size state with non-kept slices from ``fill``, kept mask, importance)."""
         kept = payload[KEPT_KEY].bool()
         importance = payload[IMPORTANCE_KEY]
-        sliced = {k: payload[k] for k in self.keys}
+        sliced = {k: payload[str(i)] for i, k in enumerate(self.keys)}
         return self.expand_state(sliced, kept, fill), kept, importance
 
 

@@ -93,7 +93,7 @@ def test_upload_advantage_at_090_is_within_1pct_of_2_over_2_minus_s() -> None:
     from fedcore.pruning import choose_kept
 
     kept = choose_kept(imp, 0.9)
-    dense = payload_bytes(state)
+    dense = payload_bytes(layout.compact(state))
     pruned = payload_bytes(layout.upload(layout.slice_state(state, kept), kept, imp))
     expected = 2 / (2 - 0.9)
     assert abs(dense / pruned - expected) / expected < 0.01, (dense, pruned, dense / pruned)
