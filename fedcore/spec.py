@@ -228,7 +228,7 @@ _PAPER: dict[str, Any] = {
     "model": "minilm-l6",
     "dataset": "snli",
     "partition": "dirichlet",
-    "dirichlet_alpha": 1.0,
+    "dirichlet_alpha": 5.0,  # alpha 1.0: dense FedAvg never learned (bench/results/paper_dense_tuning.md)
     "num_clients": 20,
     "clients_per_round": 4,
     "rounds": 10,
