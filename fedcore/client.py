@@ -239,9 +239,8 @@ def train_client(
         sliced = layout.slice_state(local, kept)
     upload = layout.upload(sliced, kept, importance)
     blob = serialize_payload(upload)
-    # the dense counterfactual: the full local LoRA state in the same wire format
-    full = get_peft_model_state_dict(ctx.model) if spec.sparsity > 0 and spec.prune_mode == "drop" else local
-    dense_bytes = payload_bytes(layout.compact(full))
+    # the dense counterfactual: a full LoRA state in the same wire format (same shapes as the global one)
+    dense_bytes = payload_bytes(layout.compact(task.global_state))
     return ClientUpdate(
         round=task.round, client=task.client, num_examples=len(idx), payload=blob, bytes_up=len(blob),
         bytes_up_dense=dense_bytes, bytes_down=bytes_down, kept=kept.tolist(),
