@@ -149,6 +149,9 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=d.learning_rate)
     ap.add_argument("--eval-size", type=int, default=d.eval_size)
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the runs already saved in bench/results/paper_table[-quick].partial.json "
+                         "(written after every run) and do only the missing ones")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.rounds, args.per_round, args.steps, args.eval_size = 1, 2, 2, 3, 100
@@ -156,17 +159,32 @@ def main() -> int:
             "clients_per_round": args.per_round, "rounds": args.rounds, "local_steps": args.steps,
             "learning_rate": args.lr, "eval_size": args.eval_size, "batch_size": 16, "max_seq_len": 64}
     configs = [(n, o) for n, o in CONFIGS if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
+    from _report import RESULTS
+
+    partial = RESULTS / f"paper_table{'-quick' if args.quick else ''}.partial.json"
+    saved: list[dict[str, Any]] = []
+    if args.resume and partial.exists():
+        saved = [r for r in json.loads(partial.read_text()) if r.get("base") == base]
+        print(f"resuming: {len(saved)} run(s) already saved in {partial}", file=sys.stderr)
+    done = {(r["name"], r["seed"]): r for r in saved}
     results = []
-    for seed in range(args.seeds):
-        for name, ov in configs:
-            r = run_one(name, ov, base, seed)
-            results.append(r)
-            print(f"  {name} seed {seed}: acc {r['final_accuracy']:.3f} in {r['seconds']:.0f} s", file=sys.stderr)
+    todo = [(seed, name, ov) for seed in range(args.seeds) for name, ov in configs]
+    for i, (seed, name, ov) in enumerate(todo, 1):
+        if (name, seed) in done:
+            results.append(done[(name, seed)])
+            continue
+        r = {**run_one(name, ov, base, seed), "base": base}
+        results.append(r)
+        saved.append(r)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(saved, indent=1))
+        print(f"  [{i}/{len(todo)}] {name} seed {seed}: acc {r['final_accuracy']:.3f} in {r['seconds']:.0f} s",
+              file=sys.stderr)
     settings = (f"MiniLM-L6 + SNLI, {args.clients} clients (Dirichlet alpha {args.alpha}), {args.per_round} per "
                 f"round, {args.rounds} rounds x {args.steps} local steps of batch 16 (max 64 tokens), AdamW lr "
                 f"{args.lr}, LoRA r=8 on q/k/v/o, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs, {args.seeds} seed(s).")
-    from _report import RESULTS, save
+    from _report import save
 
     text = table(results, settings)
     print(text)
