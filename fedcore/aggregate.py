@@ -80,14 +80,14 @@ def head_weights(
     raise ValueError(f"unknown weight mode {mode!r}; expected 'n_k_importance', 'importance' or 'n_k'")
 
 
-def _as_units(t: Tensor, axis: int, unit_size: int) -> Tensor:
+def as_units(t: Tensor, axis: int, unit_size: int) -> Tensor:
     """View ``t`` as (units, unit_size, rest) along ``axis``, in float64."""
     moved = t.detach().to(torch.float64).movedim(axis, 0)
     return moved.reshape(moved.shape[0] // unit_size, unit_size, -1)
 
 
-def _from_units(u: Tensor, like: Tensor, axis: int) -> Tensor:
-    """Inverse of :func:`_as_units`: back to ``like``'s shape and dtype."""
+def from_units(u: Tensor, like: Tensor, axis: int) -> Tensor:
+    """Inverse of :func:`as_units`: back to ``like``'s shape and dtype."""
     moved_shape = like.movedim(axis, 0).shape
     return u.reshape(moved_shape).movedim(0, axis).to(like.dtype)
 
@@ -108,6 +108,34 @@ def _check_units(previous: Tensor, updates: Sequence[Tensor], kept: Tensor, axis
     if tuple(kept.shape) != (len(updates), units):
         raise ValueError(f"kept must be [clients={len(updates)}, units={units}], got {tuple(kept.shape)}")
     return units
+
+
+def head_weighted_units(previous: Tensor, updates: Tensor, kept: Tensor, weights: Tensor) -> Tensor:
+    """:func:`head_weighted` on unit views, batched over any leading dims, in float64.
+
+    ``previous`` is (..., U, m), ``updates`` (C, ..., U, m), ``kept`` and ``weights``
+    (C, ..., U). Returns (..., U, m): per unit the weighted mean over its keepers,
+    equal weights where the keepers' weights sum to 0, ``previous`` where nobody kept it.
+    Clients are summed in order, so any batch of units gives the same bits as one at a time.
+    """
+    f64 = torch.float64
+    keep = kept.to(torch.bool)
+    w = torch.where(keep, weights.detach().to(f64), torch.zeros((), dtype=f64))  # (C, ..., U)
+    keepers = keep.sum(dim=0)  # (..., U)
+    total = torch.zeros(w.shape[1:], dtype=f64)
+    for k in range(w.shape[0]):
+        total += w[k]
+    equal = (total <= 0) & (keepers > 0)  # kept, but all weights zero: equal weights
+    w = torch.where(equal.unsqueeze(0) & keep, torch.ones((), dtype=f64), w)
+    total = torch.where(equal, keepers.to(f64), total)
+    prev = previous.detach().to(f64)
+    acc = torch.zeros_like(prev)
+    for k in range(w.shape[0]):
+        acc += w[k].unsqueeze(-1) * updates[k].detach().to(f64)
+    safe_total = torch.where(total > 0, total, torch.ones((), dtype=f64))
+    merged = acc / safe_total.unsqueeze(-1)
+    # units nobody kept: previous exactly (float32/16 -> float64 -> back is exact)
+    return torch.where((keepers == 0).unsqueeze(-1), prev, merged)
 
 
 def head_weighted(
@@ -137,26 +165,9 @@ def head_weighted(
         raise ValueError(f"weights must have kept's shape {tuple(kept.shape)}, got {tuple(weights.shape)}")
     if bool((weights < 0).any()):
         raise ValueError("head_weighted weights must be non-negative")
-    keep = kept.to(torch.bool)
-    w = torch.where(keep, weights.detach().to(torch.float64), torch.zeros((), dtype=torch.float64))  # (C, U)
-    keepers = keep.sum(dim=0)  # (U,)
-    total = torch.zeros(units, dtype=torch.float64)
-    for k in range(len(updates)):
-        total += w[k]
-    equal = (total <= 0) & (keepers > 0)  # kept, but all weights zero: equal weights
-    w = torch.where(equal.unsqueeze(0) & keep, torch.ones((), dtype=torch.float64), w)
-    total = torch.where(equal, keepers.to(torch.float64), total)
-
-    acc = torch.zeros_like(_as_units(previous, axis, unit_size))  # (U, unit_size, rest)
-    for k, t in enumerate(updates):
-        acc += w[k].view(units, 1, 1) * _as_units(t, axis, unit_size)
-    safe_total = torch.where(total > 0, total, torch.ones((), dtype=torch.float64))
-    merged = _from_units(acc / safe_total.view(units, 1, 1), previous, axis)
-    # Units nobody kept: copy previous exactly (no float64 round trip).
-    untouched = (keepers == 0).repeat_interleave(unit_size)  # (dim along axis,)
-    shape = [1] * previous.dim()
-    shape[axis] = previous.shape[axis]
-    return torch.where(untouched.view(shape), previous.detach(), merged)
+    prev_u = as_units(previous, axis, unit_size).reshape(units, -1)  # (U, m)
+    ups = torch.stack([as_units(t, axis, unit_size).reshape(units, -1) for t in updates])  # (C, U, m)
+    return from_units(head_weighted_units(prev_u, ups, kept, weights), previous, axis)
 
 
 def masked_fedavg(
@@ -175,6 +186,27 @@ def masked_fedavg(
     return head_weighted(previous, updates, kept, n.expand(kept.shape), axis=axis, unit_size=unit_size)
 
 
+def agreement_units(previous: Tensor, updates: Tensor, kept: Tensor) -> Tensor:
+    """:func:`head_agreement` on unit views, batched over any leading dims.
+
+    ``previous`` is (..., U, m), ``updates`` (C, ..., U, m), ``kept`` (C, ..., U);
+    returns float64 (..., U).
+    """
+    f64 = torch.float64
+    deltas = updates.detach().to(f64) - previous.detach().to(f64).unsqueeze(0)  # (C, ..., U, m)
+    norms = deltas.norm(dim=-1, keepdim=True)
+    unit_vecs = torch.where(norms > 0, deltas / norms.clamp_min(1e-300), torch.zeros((), dtype=f64))
+    cos = torch.einsum("c...m,d...m->...cd", unit_vecs, unit_vecs)  # (..., U, C, C)
+    keep = kept.to(torch.bool).movedim(0, -1)  # (..., U, C)
+    clients = kept.shape[0]
+    upper = torch.triu(torch.ones(clients, clients, dtype=torch.bool), diagonal=1)  # pairs c < d
+    pairs = keep.unsqueeze(-1) & keep.unsqueeze(-2) & upper  # (..., U, C, C)
+    count = pairs.sum(dim=(-2, -1)).to(f64)
+    summed = torch.where(pairs, cos, torch.zeros((), dtype=f64)).sum(dim=(-2, -1))
+    nan = torch.full((), float("nan"), dtype=f64)
+    return torch.where(count > 0, summed / count.clamp_min(1.0), nan)
+
+
 def head_agreement(
     previous: Tensor,
     updates: Sequence[Tensor],
@@ -189,18 +221,6 @@ def head_agreement(
     two did. A zero delta has cosine 0 with everything. Returns float64 [units].
     """
     units = _check_units(previous, updates, kept, axis, unit_size)
-    base = _as_units(previous, axis, unit_size).reshape(units, -1)  # (U, m)
-    deltas = torch.stack(
-        [_as_units(t, axis, unit_size).reshape(units, -1) - base for t in updates]
-    )  # (C, U, m)
-    norms = deltas.norm(dim=2, keepdim=True)  # (C, U, 1)
-    unit_vecs = torch.where(norms > 0, deltas / norms.clamp_min(1e-300), torch.zeros((), dtype=torch.float64))
-    cos = torch.einsum("cum,dum->ucd", unit_vecs, unit_vecs)  # (U, C, C)
-    keep = kept.to(torch.bool).T  # (U, C)
-    clients = len(updates)
-    upper = torch.triu(torch.ones(clients, clients, dtype=torch.bool), diagonal=1)  # pairs c < d
-    pairs = keep.unsqueeze(2) & keep.unsqueeze(1) & upper  # (U, C, C)
-    count = pairs.sum(dim=(1, 2)).to(torch.float64)
-    summed = torch.where(pairs, cos, torch.zeros((), dtype=torch.float64)).sum(dim=(1, 2))
-    nan = torch.full((), float("nan"), dtype=torch.float64)
-    return torch.where(count > 0, summed / count.clamp_min(1.0), nan)
+    base = as_units(previous, axis, unit_size).reshape(units, -1)  # (U, m)
+    ups = torch.stack([as_units(t, axis, unit_size).reshape(units, -1) for t in updates])  # (C, U, m)
+    return agreement_units(base, ups, kept)

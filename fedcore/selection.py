@@ -20,6 +20,7 @@ an uninterrupted one. The only carried state is the clients' last feedback.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ class SelectionRecord:
 
     ``scores`` maps client id to the strategy's score for the candidates that have
     one (never-seen clients have none and are absent); ``selected`` is in pick order.
+    ``candidates_total`` is how many clients were considered. Strategies that consider
+    the whole federation list every client while it has at most :data:`RECORD_LIMIT`;
+    above that, only the picks and the :data:`RUNNERS_UP` best-scored others are
+    listed (with their scores), so a round's record does not grow with the federation.
     """
 
     round: int
@@ -49,6 +54,7 @@ class SelectionRecord:
     scores: dict[int, float]
     selected: list[int]
     reason: str
+    candidates_total: int | None = None
 
 
 @dataclass
@@ -64,6 +70,33 @@ class ClientFeedback:
     @property
     def gap(self) -> float:
         return self.loss_global - self.loss_local
+
+
+RECORD_LIMIT = 1000
+RUNNERS_UP = 100
+
+
+def _recorded(num_clients: int, picks: Sequence[int], ranked: Sequence[int] | np.ndarray,
+              scores: dict[int, float]) -> tuple[list[int], dict[int, float]]:
+    """(candidates, scores) to record for a selection that considered all ``num_clients`` clients.
+
+    ``ranked``: the scored clients, best first; ``scores``: their scores (client -> score).
+    """
+    if num_clients <= RECORD_LIMIT:
+        return list(range(num_clients)), scores
+    chosen = {int(k) for k in picks}
+    runners = list(itertools.islice((int(k) for k in ranked if int(k) not in chosen), RUNNERS_UP))
+    listed = sorted(chosen.union(runners))
+    return listed, {k: scores[k] for k in listed if k in scores}
+
+
+def _packed(kept: list[list[bool]]) -> str:
+    """A kept mask as text, one row of 0/1 per block: compact in the JSON checkpoint."""
+    return "/".join("".join("1" if b else "0" for b in row) for row in kept)
+
+
+def _unpacked(text: str) -> list[list[bool]]:
+    return [[c == "1" for c in row] for row in text.split("/")] if text else []
 
 
 def _plural(n: int, word: str) -> str:
@@ -90,15 +123,34 @@ class Selector:
         self.per_round = per_round
         self.num_examples = [int(n) for n in num_examples]
         self.seed = seed
-        self._last: dict[int, ClientFeedback] = {}
+        # each client's last feedback, as arrays (round -1: never seen) and kept masks by client
+        self._round = np.full(num_clients, -1, dtype=np.int64)
+        self._loss_global = np.zeros(num_clients, dtype=np.float64)
+        self._loss_local = np.zeros(num_clients, dtype=np.float64)
+        self._kept: dict[int, str] = {}  # packed (see _packed)
 
     def _rng(self, round: int) -> np.random.Generator:
         if round < 0:
             raise ValueError(f"round must be >= 0, got {round}")
         return np.random.default_rng([self.seed, round, _TAGS[self.strategy]])
 
-    def _unseen(self) -> list[int]:
-        return [k for k in range(self.num_clients) if k not in self._last]
+    def _seen(self) -> np.ndarray:
+        """Clients with feedback, ascending."""
+        return np.flatnonzero(self._round >= 0)
+
+    def _unseen(self) -> np.ndarray:
+        """Clients never seen, ascending."""
+        return np.flatnonzero(self._round < 0)
+
+    def last(self, client: int) -> ClientFeedback | None:
+        """Client ``client``'s latest feedback, or None if it never participated."""
+        if self._round[client] < 0:
+            return None
+        kept = self._kept.get(client)
+        return ClientFeedback(client=client, round=int(self._round[client]),
+                              loss_global=float(self._loss_global[client]),
+                              loss_local=float(self._loss_local[client]),
+                              kept=_unpacked(kept) if kept is not None else None)
 
     def select(
         self,
@@ -114,28 +166,46 @@ class Selector:
         for fb in feedback:
             if not 0 <= fb.client < self.num_clients:
                 raise ValueError(f"feedback for unknown client {fb.client}")
-            old = self._last.get(fb.client)
-            if old is None or fb.round >= old.round:
-                self._last[fb.client] = ClientFeedback(
-                    client=fb.client,
-                    round=fb.round,
-                    loss_global=float(fb.loss_global),
-                    loss_local=float(fb.loss_local),
-                    kept=[list(map(bool, row)) for row in fb.kept] if fb.kept is not None else None,
-                )
+            c = fb.client
+            if self._round[c] >= 0 and fb.round < self._round[c]:
+                continue
+            self._round[c] = fb.round
+            self._loss_global[c] = float(fb.loss_global)
+            self._loss_local[c] = float(fb.loss_local)
+            if fb.kept is not None:
+                self._kept[c] = _packed([list(map(bool, row)) for row in fb.kept])
+            else:
+                self._kept.pop(c, None)
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state: the strategy name and each client's last feedback."""
-        last = [self._last[k] for k in sorted(self._last)]
-        return {"strategy": self.strategy, "last": [
-            {"client": f.client, "round": f.round, "loss_global": f.loss_global, "loss_local": f.loss_local,
-             "kept": f.kept} for f in last]}
+        """JSON-serialisable state: the strategy name and each seen client's last feedback, by column."""
+        seen = self._seen()
+        return {
+            "strategy": self.strategy,
+            "clients": seen.tolist(),
+            "round": self._round[seen].tolist(),
+            "loss_global": self._loss_global[seen].tolist(),
+            "loss_local": self._loss_local[seen].tolist(),
+            "kept": {str(k): v for k, v in self._kept.items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("strategy") != self.strategy:
             raise ValueError(f"state is for strategy {state.get('strategy')!r}, not {self.strategy!r}")
-        self._last = {}
-        self.update([ClientFeedback(**item) for item in state["last"]])
+        self._round[:] = -1
+        self._kept = {}
+        if "last" in state:  # the per-client list of fedheads 0.1's first checkpoints
+            self.update([ClientFeedback(**item) for item in state["last"]])
+            return
+        kept = state.get("kept", {})
+        for i, c in enumerate(state["clients"]):
+            if not 0 <= c < self.num_clients:
+                raise ValueError(f"feedback for unknown client {c}")
+            self._round[c] = state["round"][i]
+            self._loss_global[c] = state["loss_global"][i]
+            self._loss_local[c] = state["loss_local"][i]
+            if str(c) in kept:
+                self._kept[c] = kept[str(c)]
 
 
 class RandomSelector(Selector):
@@ -151,14 +221,16 @@ class RandomSelector(Selector):
         global_importance: Tensor | None = None,
     ) -> SelectionRecord:
         rng = self._rng(round)
-        picked = rng.choice(self.num_clients, size=self.per_round, replace=False)
+        picked = [int(k) for k in rng.choice(self.num_clients, size=self.per_round, replace=False)]
+        candidates, _ = _recorded(self.num_clients, picked, [], {})
         return SelectionRecord(
             round=round,
             strategy=self.strategy,
-            candidates=list(range(self.num_clients)),
+            candidates=candidates,
             scores={},
-            selected=[int(k) for k in picked],
+            selected=picked,
             reason=f"uniform random sample of {self.per_round} of {self.num_clients} clients",
+            candidates_total=self.num_clients,
         )
 
 
@@ -207,6 +279,7 @@ class PowerOfChoiceSelector(Selector):
                 f"sampled {self.candidates} of {self.num_clients} clients in proportion to n_k, "
                 f"kept the {self.per_round} with the highest global-model loss"
             ),
+            candidates_total=len(cands),
         )
 
 
@@ -236,26 +309,38 @@ class LossGapSelector(Selector):
         global_importance: Tensor | None = None,
     ) -> SelectionRecord:
         rng = self._rng(round)
-        unseen = [int(k) for k in rng.permutation(np.asarray(self._unseen(), dtype=np.int64))]
-        scores = {k: self._last[k].gap for k in sorted(self._last)}
-        seen = sorted(scores, key=lambda k: (-scores[k], k))
-        picks = (unseen + seen)[: self.per_round]
+        unseen = [int(k) for k in rng.permutation(self._unseen())]
+        seen_ids = self._seen()
+        gaps = self._loss_global[seen_ids] - self._loss_local[seen_ids]
+        order = np.lexsort((seen_ids, -gaps))  # descending gap, ties by id
+        seen = seen_ids[order]
+        picks = unseen[: self.per_round] + [int(k) for k in seen[: max(0, self.per_round - len(unseen))]]
         n_unseen = min(len(unseen), self.per_round)
         n_explore = min(math.floor(self.epsilon * self.per_round + 0.5), self.per_round - n_unseen)
-        rest = np.asarray(sorted(set(range(self.num_clients)) - set(picks)), dtype=np.int64)
+        rest = np.setdiff1d(np.arange(self.num_clients, dtype=np.int64), np.asarray(picks, dtype=np.int64))
         n_explore = min(n_explore, len(rest))
         explore = [int(k) for k in rng.choice(rest, size=n_explore, replace=False)] if n_explore else []
         picks = picks[: self.per_round - n_explore] + explore
         n_top = self.per_round - n_unseen - n_explore
         reason = f"{_plural(n_unseen, 'unseen client')} first, then {n_top} with the highest loss gap"
         reason += f"; {_plural(n_explore, 'exploration pick')}" if n_explore else ""
+        if self.num_clients <= RECORD_LIMIT:
+            scores = {int(k): float(g) for k, g in zip(seen_ids, gaps, strict=True)}
+        else:  # only what the record keeps: the picks' and the runners-up's gaps
+            scores = {}
+            for k in [*seen[: RUNNERS_UP + self.per_round].tolist(), *picks]:
+                i = int(np.searchsorted(seen_ids, k))
+                if i < len(seen_ids) and seen_ids[i] == k:
+                    scores[int(k)] = float(gaps[i])
+        candidates, scores = _recorded(self.num_clients, picks, seen[: RUNNERS_UP + self.per_round], scores)
         return SelectionRecord(
             round=round,
             strategy=self.strategy,
-            candidates=list(range(self.num_clients)),
+            candidates=candidates,
             scores=scores,
             selected=picks,
             reason=reason,
+            candidates_total=self.num_clients,
         )
 
 
@@ -272,26 +357,27 @@ class HeadCoverageSelector(Selector):
 
     strategy = "head_coverage"
 
-    def _masks(self, importance: Tensor | None) -> tuple[Tensor, dict[int, Tensor]]:
+    def _masks(self, seen: np.ndarray, importance: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(importance weight [blocks, heads], kept masks of the ``seen`` clients [seen, blocks, heads])."""
         shape: tuple[int, ...] | None = tuple(importance.shape) if importance is not None else None
-        for fb in self._last.values():
-            if shape is None and fb.kept is not None:
-                shape = (len(fb.kept), len(fb.kept[0]) if fb.kept else 0)
+        if shape is None:
+            for k in seen.tolist():
+                if k in self._kept:
+                    rows = _unpacked(self._kept[k])
+                    shape = (len(rows), len(rows[0]) if rows else 0)
+                    break
         shape = shape if shape is not None else (1, 1)
         if importance is None:
             weight = torch.ones(shape, dtype=torch.float64)
         else:
             weight = importance.detach().to(torch.float64).clamp_min(0.0)
-        masks: dict[int, Tensor] = {}
-        for k, fb in self._last.items():
-            mask = (
-                torch.ones(shape, dtype=torch.bool)
-                if fb.kept is None
-                else torch.tensor(fb.kept, dtype=torch.bool)
-            )
-            if tuple(mask.shape) != shape:
-                raise ValueError(f"client {k}'s kept mask has shape {tuple(mask.shape)}, expected {shape}")
-            masks[k] = mask
+        masks = torch.ones((len(seen), *shape), dtype=torch.bool)  # no mask: every head kept
+        for i, k in enumerate(seen.tolist()):
+            if k in self._kept:
+                mask = torch.tensor(_unpacked(self._kept[k]), dtype=torch.bool)
+                if tuple(mask.shape) != shape:
+                    raise ValueError(f"client {k}'s kept mask has shape {tuple(mask.shape)}, expected {shape}")
+                masks[i] = mask
         return weight, masks
 
     def select(
@@ -302,20 +388,25 @@ class HeadCoverageSelector(Selector):
         global_importance: Tensor | None = None,
     ) -> SelectionRecord:
         rng = self._rng(round)
-        weight, masks = self._masks(global_importance)
-        unseen = [int(k) for k in rng.permutation(np.asarray(self._unseen(), dtype=np.int64))]
-        rank = {int(k): i for i, k in enumerate(rng.permutation(self.num_clients))}
+        seen = self._seen()
+        weight, masks = self._masks(seen, global_importance)
+        unseen = [int(k) for k in rng.permutation(self._unseen())]
+        rank = np.empty(self.num_clients, dtype=np.int64)
+        rank[rng.permutation(self.num_clients)] = np.arange(self.num_clients)
         picks = unseen[: self.per_round]
         covered = torch.zeros_like(weight, dtype=torch.bool)
-        scores: dict[int, float] = {}
-        remaining = sorted(masks)
-        while len(picks) < self.per_round and remaining:
-            gains = {k: float((weight * (masks[k] & ~covered)).sum()) for k in remaining}
-            best = min(remaining, key=lambda k: (-gains[k], rank[k]))
-            scores.update(gains)
+        gains = np.zeros(len(seen), dtype=np.float64)  # each seen client's last computed gain
+        scored = np.zeros(len(seen), dtype=bool)
+        remaining = np.ones(len(seen), dtype=bool)
+        while len(picks) < self.per_round and remaining.any():
+            step = (weight * (masks & ~covered)).sum(dim=(1, 2)).numpy()
+            gains[remaining] = step[remaining]
+            scored |= remaining
+            idx = np.flatnonzero(remaining)
+            best = int(idx[np.lexsort((rank[seen[idx]], -step[idx]))[0]])  # highest gain, then seeded rank
             covered |= masks[best]
-            picks.append(best)
-            remaining.remove(best)
+            picks.append(int(seen[best]))
+            remaining[best] = False
         total = float(weight.sum())
         share = float((weight * covered).sum()) / total if total > 0 else 0.0
         n_unseen = min(len(unseen), self.per_round)
@@ -323,13 +414,18 @@ class HeadCoverageSelector(Selector):
             f"{_plural(n_unseen, 'unseen client')} first, then {self.per_round - n_unseen} by greedy "
             f"importance-weighted head coverage (seen picks cover {share:.2f} of the total importance)"
         )
+        ids = seen[scored]
+        ranked = ids[np.lexsort((ids, -gains[scored]))]
+        scores = {int(k): float(g) for k, g in zip(ids.tolist(), gains[scored].tolist(), strict=True)}
+        candidates, scores = _recorded(self.num_clients, picks, ranked, scores)
         return SelectionRecord(
             round=round,
             strategy=self.strategy,
-            candidates=list(range(self.num_clients)),
-            scores=dict(sorted(scores.items())),
+            candidates=candidates,
+            scores=scores,
             selected=picks,
             reason=reason,
+            candidates_total=self.num_clients,
         )
 
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from fedcore.accounting import deserialize_payload
-from fedcore.aggregate import fedavg, head_agreement, head_weighted, head_weights, masked_fedavg
-from fedcore.lora_state import LoraLayout, State
+from fedcore.aggregate import agreement_units, as_units, fedavg, from_units, head_weighted_units, head_weights
+from fedcore.lora_state import IMPORTANCE_KEY, KEPT_KEY, HeadParam, LoraLayout, State
 from fedcore.spec import ExperimentSpec
 
 
@@ -31,13 +31,26 @@ class Aggregated:
     kept: Tensor  # (clients, blocks, heads)
 
 
-def _unit_importance(layout: LoraLayout, hp_block: int, proj: str, importance: Tensor) -> Tensor:
-    """Importance per unit of a head param: per head, or mean over a kv group's query heads. (units,)"""
-    row = importance[hp_block]
-    if proj in ("k", "v"):
-        b = layout.blocks[hp_block]
-        return row.view(b.num_kv_heads, b.queries_per_kv).mean(dim=1)
-    return row
+def _unit_rows(layout: LoraLayout, hp: HeadParam, per_head: Tensor, reduce: str) -> Tensor:
+    """Per client, a head param's units from a (clients, blocks, heads) tensor: (clients, units).
+
+    q/o units are heads; k/v units are key/value groups, which take the ``reduce``
+    ("mean" or "any") of their query heads.
+    """
+    rows = per_head[:, hp.block]  # (C, heads)
+    if hp.proj not in ("k", "v"):
+        return rows
+    b = layout.blocks[hp.block]
+    grouped = rows.reshape(rows.shape[0], b.num_kv_heads, b.queries_per_kv)
+    return grouped.any(dim=2) if reduce == "any" else grouped.mean(dim=2)
+
+
+def _groups(layout: LoraLayout, previous: State) -> list[list[HeadParam]]:
+    """Head params with the same unit view (units, unit_size x rest), to aggregate as one batch."""
+    groups: dict[tuple[int, int], list[HeadParam]] = {}
+    for hp in layout.head_params:
+        groups.setdefault((hp.units, previous[hp.key].numel() // hp.units), []).append(hp)
+    return list(groups.values())
 
 
 def aggregate_updates(
@@ -47,45 +60,63 @@ def aggregate_updates(
     payloads: Sequence[bytes],
     num_examples: Sequence[int],
 ) -> Aggregated:
-    """The next global LoRA state from the clients' serialised uploads."""
+    """The next global LoRA state from the clients' serialised uploads.
+
+    Works on unit views (head slices) directly: each upload's kept slices are
+    scattered into a copy of the previous units, and all head params with the same
+    unit shape are aggregated in one batched call, with the same float64 arithmetic
+    (clients summed in order) as :func:`~fedcore.aggregate.head_weighted` per param.
+    """
     prev_cpu = {k: v.detach().cpu() for k, v in previous.items()}
-    fulls, kepts, imps = [], [], []
-    for blob in payloads:
-        full, kept, imp = layout.read_upload(deserialize_payload(blob), prev_cpu)
-        fulls.append(full)
-        kepts.append(kept)
-        imps.append(imp.float())
+    uploads = [deserialize_payload(blob) for blob in payloads]
+    wire = {k: str(i) for i, k in enumerate(layout.keys)}  # upload names: layout positions
+    kept_all = torch.stack([u[KEPT_KEY].bool() for u in uploads])  # (C, blocks, heads)
+    imp_all = torch.stack([u[IMPORTANCE_KEY].float() for u in uploads])  # (C, blocks, heads)
+    clients = len(uploads)
     n_k = [float(n) for n in num_examples]
-    kept_all = torch.stack(kepts)  # (C, blocks, heads)
-    imp_all = torch.stack(imps)  # (C, blocks, heads)
+    n = torch.tensor(n_k, dtype=torch.float64)
     new: State = {}
     for key in layout.shared_keys:
-        new[key] = fedavg([f[key] for f in fulls], n_k)
+        new[key] = fedavg([u[wire[key]] for u in uploads], n_k)
     num_blocks, num_heads = kept_all.shape[1:]
-    weights_rec = torch.zeros(len(fulls), num_blocks, num_heads)
+    weights_rec = torch.zeros(clients, num_blocks, num_heads)
     agree_sum = torch.zeros(num_blocks, num_heads)
     agree_cnt = torch.zeros(num_blocks, num_heads)
-    for hp in layout.head_params:
-        ups = [f[hp.key] for f in fulls]
-        units_kept = torch.stack([layout.unit_mask(hp, k) for k in kepts])  # (C, units)
+    for group in _groups(layout, prev_cpu):
+        units = group[0].units
+        prev_u = torch.stack([as_units(prev_cpu[hp.key], hp.axis, hp.unit_size).reshape(units, -1)
+                              for hp in group])  # (P, U, m) float64
+        keep = torch.stack([_unit_rows(layout, hp, kept_all, "any") for hp in group], dim=1)  # (C, P, U)
+        full = prev_u.unsqueeze(0).repeat(clients, 1, 1, 1)  # (C, P, U, m): not-kept units stay previous
+        for c, u in enumerate(uploads):
+            parts = [u[wire[hp.key]].to(torch.float64).movedim(hp.axis, 0).reshape(-1, prev_u.shape[-1])
+                     for hp in group]  # (kept units, m); a param with no kept unit gives 0 rows
+            full[c][keep[c]] = torch.cat(parts)  # kept units in (param, unit) order, as sliced
         if spec.aggregation == "head_weighted":
-            unit_imp = torch.stack([_unit_importance(layout, hp.block, hp.proj, i) for i in imps])  # (C, units)
-            w = head_weights(num_examples, unit_imp, spec.head_weighting)
-            new[hp.key] = head_weighted(prev_cpu[hp.key], ups, units_kept, w, axis=hp.axis, unit_size=hp.unit_size)
+            unit_imp = torch.stack([_unit_rows(layout, hp, imp_all, "mean") for hp in group], dim=1)  # (C, P, U)
+            w = head_weights(num_examples, unit_imp.reshape(clients, -1), spec.head_weighting).view_as(unit_imp)
+            merged = head_weighted_units(prev_u, full, keep, w)
         elif spec.aggregation == "masked_fedavg":
-            w = torch.tensor(n_k)[:, None].expand_as(units_kept).clone()
-            new[hp.key] = masked_fedavg(prev_cpu[hp.key], ups, units_kept, num_examples, axis=hp.axis,
-                                        unit_size=hp.unit_size)
-        else:
-            w = torch.tensor(n_k)[:, None].expand_as(units_kept).clone()
-            new[hp.key] = fedavg(ups, n_k)
-            units_kept = torch.ones_like(units_kept)
-        if hp.proj in ("q", "o"):
-            wk = (w * units_kept).float()
-            weights_rec[:, hp.block] = wk / wk.sum(0, keepdim=True).clamp(min=1e-12)
-            ag = head_agreement(prev_cpu[hp.key], ups, units_kept, axis=hp.axis, unit_size=hp.unit_size)
+            w = n.view(-1, 1, 1).expand_as(keep).clone()
+            merged = head_weighted_units(prev_u, full, keep, w)
+        else:  # fedavg: a head a client did not keep counts with the value it received
+            w = n.view(-1, 1, 1).expand_as(keep).clone()
+            keep = torch.ones_like(keep)
+            merged = head_weighted_units(prev_u, full, keep, w)
+        for i, hp in enumerate(group):
+            new[hp.key] = from_units(merged[i], prev_cpu[hp.key], hp.axis)
+        qo = [i for i, hp in enumerate(group) if hp.proj in ("q", "o")]
+        if not qo:
+            continue
+        wk = (w[:, qo] * keep[:, qo]).float()  # (C, Pqo, U)
+        shares = wk / wk.sum(0, keepdim=True).clamp(min=1e-12)
+        agreement = agreement_units(prev_u[qo], full[:, qo], keep[:, qo])  # (Pqo, U)
+        for j, i in enumerate(qo):
+            hp = group[i]
+            weights_rec[:, hp.block] = shares[:, j]
+            ag = agreement[j]
             ok = ~torch.isnan(ag)
-            agree_sum[hp.block] += torch.where(ok, ag, torch.zeros_like(ag))
+            agree_sum[hp.block] += torch.where(ok, ag, torch.zeros_like(ag)).float()
             agree_cnt[hp.block] += ok.float()
     new = {k: new[k].to(previous[k].dtype) for k in layout.keys}
     total = sum(n_k)

@@ -180,3 +180,47 @@ def test_load_state_dict_raises_when_strategy_differs() -> None:
     # Execute / Assert
     with pytest.raises(ValueError):
         _selector("head_coverage", seed=0).load_state_dict(state)
+
+
+@pytest.mark.parametrize("strategy", ["random", "loss_gap", "head_coverage"])
+def test_a_large_federation_records_the_picks_and_runners_up_not_every_client(strategy: str) -> None:
+    from fedcore.selection import RECORD_LIMIT, RUNNERS_UP
+
+    k = RECORD_LIMIT + 500
+    sel = make_selector(strategy, num_clients=k, per_round=10, num_examples=[1] * k, seed=0)  # type: ignore[arg-type]
+    gaps = {c: ((c * 7919) % 1000) / 1000 for c in range(k)}
+    sel.update([ClientFeedback(client=c, round=0, loss_global=1.0 + gaps[c], loss_local=1.0,
+                               kept=[[c % 2 == 0, c % 3 == 0]]) for c in range(k)])
+
+    rec = sel.select(1, global_importance=torch.ones(1, 2))
+
+    assert rec.candidates_total == k
+    assert set(rec.selected) <= set(rec.candidates)
+    assert len(rec.candidates) <= 10 + RUNNERS_UP and rec.candidates == sorted(rec.candidates)
+    assert set(rec.scores) <= set(rec.candidates)
+    if strategy == "loss_gap":  # the runners-up are the best unpicked gaps, with their exact scores
+        best = sorted(range(k), key=lambda c: (-gaps[c], c))
+        unpicked = [c for c in best if c not in rec.selected][:RUNNERS_UP]
+        assert set(unpicked) <= set(rec.candidates)
+        assert all(rec.scores[c] == pytest.approx(gaps[c]) for c in rec.candidates)
+
+
+def test_a_small_federation_still_records_every_client_and_score() -> None:
+    sel = _selector("loss_gap", seed=1)
+    sel.update(_feedback(0))
+    rec = _select(sel, 1)
+    assert rec.candidates == list(range(NUM_CLIENTS)) and rec.candidates_total == NUM_CLIENTS
+    assert rec.scores == {fb.client: pytest.approx(fb.loss_global - fb.loss_local) for fb in _feedback(0)}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_state_written_per_client_by_the_first_checkpoints_still_loads(strategy: str) -> None:
+    legacy = {"strategy": strategy, "last": [
+        {"client": fb.client, "round": fb.round, "loss_global": fb.loss_global, "loss_local": fb.loss_local,
+         "kept": fb.kept} for fb in _feedback(0)]}
+    old, new = _selector(strategy, seed=2), _selector(strategy, seed=2)
+    old.load_state_dict(legacy)
+    new.update(_feedback(0))
+    assert old.state_dict() == new.state_dict()
+    assert _select(old, 3) == _select(new, 3)
+    assert old.last(2) == _feedback(0)[1] and old.last(1) is None
