@@ -81,7 +81,19 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-templates = Jinja2Templates(env=_env)
+
+
+def _auth_context(request: Request) -> dict[str, Any]:
+    """Every page's header: whether a login exists (token set) and whether this browser has one."""
+    token = request.app.state.settings.api_token
+    if token is None:
+        return {"auth_required": False, "auth_logged_in": False}
+    session = request.cookies.get(SESSION_COOKIE)
+    return {"auth_required": True,
+            "auth_logged_in": session is not None and session_valid(session, token.get_secret_value())}
+
+
+templates = Jinja2Templates(env=_env, context_processors=[_auth_context])
 
 
 # --- the form, generated from the spec model ---------------------------------------------------

@@ -89,6 +89,21 @@ def test_reads_and_pages_stay_open_when_a_token_is_set(locked: TestClient) -> No
         assert locked.get(path).status_code == 200, path
 
 
+def test_every_page_header_offers_a_login_then_a_logout_when_a_token_is_set(locked: TestClient) -> None:
+    for path in ("/", "/experiments/new", "/compare"):
+        page = locked.get(path).text
+        assert f'href="/login?next={path}"' in page and "Log out" not in page, path
+    _login(locked)
+    page = locked.get("/experiments/new").text
+    assert 'href="/logout"' in page and "Log in<" not in page
+
+
+def test_page_headers_offer_no_login_when_no_token_is_set(tmp_path: Path) -> None:
+    with held_client(tmp_path) as client:
+        page = client.get("/").text
+        assert "/login" not in page and "/logout" not in page
+
+
 def test_mutations_are_open_when_no_token_is_set(tmp_path: Path) -> None:
     with held_client(tmp_path) as client:
         assert client.post("/api/v1/experiments", json=SMOKE).status_code == 201
