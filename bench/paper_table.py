@@ -12,6 +12,8 @@ every run.
 
     python bench/paper_table.py             # full: 2 seeds x 9 configurations (a few hours on 2 cores)
     python bench/paper_table.py --quick     # smoke check: 1 seed, dense / mask 0.9 / drop 0.9, 2 tiny rounds
+    python bench/paper_table.py --resume    # keep the runs saved so far, do the rest
+    python bench/paper_table.py --report    # the table of the runs saved so far, running nothing
 """
 
 from __future__ import annotations
@@ -62,6 +64,29 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
     }
 
 
+def side_by_side(base: dict[str, Any], reps: int) -> dict[str, float]:
+    """Median local-training seconds of one client round per configuration, measured interleaved.
+
+    The runs of the table are minutes apart on a shared machine, so their times drift with
+    the load; here dense and each pruned configuration train the same client on the same
+    round in turn (dense, mask 0.9, drop 0.5, 0.7, 0.9, dense, ...), ``reps`` times.
+    """
+    from fedcore.client import ClientTask, train_client
+    from fedcore.context import build_context
+    from fedcore.spec import preset
+
+    timed = [("dense FedAvg", {"sparsity": 0.0}), ("mask s=0.9", {"sparsity": 0.9, "prune_mode": "mask"}),
+             *[(f"drop s={s}", {"sparsity": s, "prune_mode": "drop"}) for s in (0.5, 0.7, 0.9)]]
+    ctxs = {name: build_context(preset("paper-dense", **{**base, **ov, "seed": 0})) for name, ov in timed}
+    times: dict[str, list[float]] = {name: [] for name, _ in timed}
+    for rep in range(reps + 1):
+        for name, ctx in ctxs.items():
+            upd = train_client(ctx, ClientTask(round=1, client=rep % 4, global_state=ctx.initial_state))
+            if rep:  # the first pass warms up allocators and caches
+                times[name].append(upd.train_time)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def _pm(values: list[float], scale: float = 100.0) -> str:
     m = statistics.mean(values) * scale
     if len(values) < 2:
@@ -69,7 +94,7 @@ def _pm(values: list[float], scale: float = 100.0) -> str:
     return f"{m:.1f} ± {(max(values) - min(values)) * scale / 2:.1f}"
 
 
-def table(results: list[dict[str, Any]], settings: str) -> str:
+def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float] | None = None) -> str:
     names = list(dict.fromkeys(r["name"] for r in results))
     by = {n: [r for r in results if r["name"] == n] for n in names}
     dense = by.get("dense FedAvg")
@@ -109,7 +134,11 @@ def table(results: list[dict[str, Any]], settings: str) -> str:
             acc_verdict = f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:+.1f} points below)"
         line = (f"- {mode} s=0.9: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
                 f"{'met' if adv >= 1.8 else 'NOT met'} ({adv:.2f}x)")
-        if mode == "drop" and d_train:
+        if mode == "drop" and timing:
+            sp = timing["dense FedAvg"] / timing["drop s=0.9"]
+            line += (f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x, "
+                     "side-by-side timing below)")
+        elif mode == "drop" and d_train:
             sp = d_train / statistics.mean(r["train_time_per_round"] for r in rs)
             line += f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x)"
         verdicts.append(line)
@@ -120,7 +149,14 @@ def table(results: list[dict[str, Any]], settings: str) -> str:
                  + " |", "|---|---:|" + "---:|" * len(results[0]["accuracy"])]
     for r in results:
         per_round.append(f"| {r['name']} | {r['seed']} | " + " | ".join(f"{a * 100:.1f}" for a in r["accuracy"]) + " |")
+    side = []
+    if timing:
+        side = ["", "Local training of one client round, measured side by side: the configurations take "
+                "turns on the same client and round, median of the repetitions:", "",
+                "| configuration | training s | speed-up vs dense |", "|---|---:|---:|"]
+        side += [f"| {n} | {t:.2f} | {timing['dense FedAvg'] / t:.2f}x |" for n, t in timing.items()]
     notes = [
+        *side,
         "", "Settings: " + settings, "",
         "Targets at s = 0.9:", dense_ok, *verdicts, "",
         "Definitions. Uplink advantage: dense-counterfactual upload bytes / bytes actually uploaded (safetensors "
@@ -129,7 +165,8 @@ def table(results: list[dict[str, Any]], settings: str) -> str:
         "FlopCounterMode's convention), dense / pruned; attention+LoRA: only the q/k/v/o projections with their "
         "LoRA and the two attention products. In mask mode the compute is dense, so both are 1.00x. Client "
         "training s / round: the summed local-training time of the round's clients; wall s / round includes "
-        "importance, evaluation and aggregation.",
+        "importance, evaluation and aggregation. The runs are minutes apart on a shared machine, so their time "
+        "columns drift with its load; the side-by-side table is the one to compare speeds with.",
     ]
     return "\n".join(lines + per_round + notes)
 
@@ -149,6 +186,10 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=d.learning_rate)
     ap.add_argument("--eval-size", type=int, default=d.eval_size)
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
+    ap.add_argument("--timing-reps", type=int, default=5, help="repetitions of the side-by-side timing (0: skip)")
+    ap.add_argument("--timing", action="store_true", help="with --report: measure the side-by-side timing now")
+    ap.add_argument("--report", action="store_true",
+                    help="run nothing: the table of the runs saved so far in the partial file (says which are missing)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the runs already saved in bench/results/paper_table[-quick].partial.json "
                          "(written after every run) and do only the missing ones")
@@ -163,15 +204,19 @@ def main() -> int:
 
     partial = RESULTS / f"paper_table{'-quick' if args.quick else ''}.partial.json"
     saved: list[dict[str, Any]] = []
-    if args.resume and partial.exists():
+    if (args.resume or args.report) and partial.exists():
         saved = [r for r in json.loads(partial.read_text()) if r.get("base") == base]
         print(f"resuming: {len(saved)} run(s) already saved in {partial}", file=sys.stderr)
     done = {(r["name"], r["seed"]): r for r in saved}
     results = []
     todo = [(seed, name, ov) for seed in range(args.seeds) for name, ov in configs]
+    missing = []
     for i, (seed, name, ov) in enumerate(todo, 1):
         if (name, seed) in done:
             results.append(done[(name, seed)])
+            continue
+        if args.report:
+            missing.append(f"{name} seed {seed}")
             continue
         r = {**run_one(name, ov, base, seed), "base": base}
         results.append(r)
@@ -184,9 +229,22 @@ def main() -> int:
                 f"round, {args.rounds} rounds x {args.steps} local steps of batch 16 (max 64 tokens), AdamW lr "
                 f"{args.lr}, LoRA r=8 on q/k/v/o, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs, {args.seeds} seed(s).")
+    if missing:
+        settings += (f" PARTIAL: {len(results)} of {len(todo)} runs done; not yet run: {', '.join(missing)} "
+                     "(`--resume` completes them).")
+    if not results:
+        print("no runs saved yet", file=sys.stderr)
+        return 1
+    timing = None
+    if args.timing_reps and (args.timing or not args.report):
+        timing = side_by_side(base, 1 if args.quick else args.timing_reps)
+    elif args.report and partial.with_suffix(".timing.json").exists():
+        timing = json.loads(partial.with_suffix(".timing.json").read_text())
+    if timing:
+        partial.with_suffix(".timing.json").write_text(json.dumps(timing))
     from _report import save
 
-    text = table(results, settings)
+    text = table(results, settings, timing)
     print(text)
     save("paper_table", text, args)
     (RESULTS / f"paper_table{'-quick' if args.quick else ''}.json").write_text(json.dumps(results, indent=1))

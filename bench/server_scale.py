@@ -10,7 +10,7 @@ so its peak memory (VmHWM) is its own. Prints a markdown table and saves it unde
 bench/results/.
 
     python bench/server_scale.py            # K = 100, 1k, 10k, 100k; 20 rounds each
-    python bench/server_scale.py --quick    # K = 100, 1k; 5 rounds
+    python bench/server_scale.py --quick    # K = 100, 1k; loss_gap only; 5 rounds
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main() -> int:
     sizes = [100, 1000] if args.quick else [100, 1000, 10_000, 100_000]
     rounds = 5 if args.quick else 20
     rows = []
-    for selection in ("loss_gap", "random"):
+    for selection in ("loss_gap",) if args.quick else ("loss_gap", "random"):
         for k in sizes:
             out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child", str(k),
                                   str(rounds), selection],

@@ -1,0 +1,39 @@
+"""Every benchmark's --quick mode runs to the end and saves its table, so the scripts cannot rot.
+
+The figures of a quick run mean nothing (tiny sizes, a busy machine); the full runs are
+started by hand (bench/README.md). gpu_check.py needs a CUDA device and is run on one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("script", "table_head"),
+    [
+        ("paper_table.py", "| configuration | final accuracy %"),
+        ("overhead.py", "| mode | fedheads s/step"),
+        ("server_scale.py", "| registered clients | selection | median ms / round"),
+        ("api_load.py", "| what | samples | p50 ms | p99 ms"),
+    ],
+)
+def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_path: Path) -> None:
+    env = {**os.environ, "FEDHEADS_BENCH_RESULTS": str(tmp_path)}
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{script} --quick failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    assert table_head in res.stdout
+    saved = [p for p in tmp_path.iterdir() if p.name.endswith("-quick.md")]
+    assert saved, f"{script} saved no *-quick.md table in {tmp_path}"
+    text = saved[0].read_text()
+    assert "- machine: " in text and "- command: `python " in text and "--quick" in text
