@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
-from app.core.config import fedcore_paths, get_settings
+from app.core.config import fedcore_paths, get_settings, with_device
 from worker.celery_app import RUN_EXPERIMENT, TRAIN_CLIENT, celery_app
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ def train_client_task(spec_json: str, round_: int, client: int, global_state: st
     from fedcore.spec import ExperimentSpec
     from worker.fanout import decode_state, update_to_json
 
-    spec = ExperimentSpec.model_validate_json(spec_json)
-    ctx = get_context(spec, fedcore_paths(get_settings()))
+    settings = get_settings()
+    spec = with_device(ExperimentSpec.model_validate_json(spec_json), settings)
+    ctx = get_context(spec, fedcore_paths(settings))
     update = train_client(
         ctx, ClientTask(round=round_, client=client, global_state=decode_state(global_state))
     )

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from fedcore.context import Paths
+    from fedcore.spec import ExperimentSpec
 
 
 URL_FIELDS = ("database_url", "broker_url", "result_backend")
@@ -65,11 +66,27 @@ class Settings(BaseSettings):
     clients_queue: str = Field(
         default="clients", description="Celery queue of single client-training tasks (fan-out)."
     )
+    gpu_queue: str = Field(
+        default="gpu",
+        description="Celery queue of the jobs whose spec asks for device 'cuda', and of their client tasks; "
+        "serve it with `fedheads worker --queue gpu` on machines with a GPU.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="Device this process trains on when a job's spec says device 'auto' "
+        "('auto': CUDA when torch sees one).",
+    )
     fanout: bool = Field(
         default=True, description="Fan a round's clients out to workers that serve the clients queue."
     )
     fanout_check_interval: float = Field(
         default=10.0, gt=0, description="Seconds between checks for clients-queue workers."
+    )
+    fanout_grace: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a fanned-out client task may wait for a free worker before the worker that "
+        "runs the job trains it itself.",
     )
     client_task_timeout: float = Field(
         default=900.0,
@@ -97,6 +114,13 @@ class Settings(BaseSettings):
     )
     broker_timeout: float = Field(
         default=2.0, gt=0, description="Seconds to wait for the broker when enqueueing."
+    )
+    db_retry_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How long a worker retries a database write (a round, a status) that fails because "
+        "the database is unreachable, with exponential backoff, before it fails the job (s).",
     )
 
     @field_validator("api_token", mode="before")
@@ -135,6 +159,13 @@ def fedcore_paths(settings: Settings) -> Paths:
         data_root=settings.data_root.expanduser().resolve(),
         model_root=settings.model_root.expanduser().resolve() if settings.model_root else None,
     )
+
+
+def with_device(spec: ExperimentSpec, settings: Settings) -> ExperimentSpec:
+    """The spec this process trains: a spec's device 'auto' becomes the process's ``device`` setting."""
+    if spec.device == "auto" and settings.device != "auto":
+        return spec.model_copy(update={"device": settings.device})
+    return spec
 
 
 @lru_cache(maxsize=1)

@@ -39,8 +39,11 @@ log = logging.getLogger(__name__)
 class Executor(Protocol):
     kind: str
 
-    def dispatch(self, experiment_id: uuid.UUID) -> str:
-        """Hand the job to a runner; returns the task id. Raises BrokerUnavailable."""
+    def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:
+        """Hand the job to a runner; returns the task id. Raises BrokerUnavailable.
+
+        ``device`` is the job spec's device; a Celery executor sends 'cuda' jobs to the GPU queue.
+        """
 
     def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:
         """Whether a task sent earlier may still start (so the job needs no new one)."""
@@ -70,7 +73,7 @@ class LocalExecutor:
             )
         return self._pool
 
-    def dispatch(self, experiment_id: uuid.UUID) -> str:
+    def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:  # one host: device unused
         from worker.runner import run_local_job
 
         task_id = f"local-{uuid.uuid4()}"
@@ -135,7 +138,11 @@ class CeleryExecutor:
         self._settings = settings
         self.app = make_celery(settings, results=False)
 
-    def dispatch(self, experiment_id: uuid.UUID) -> str:
+    def queue_for(self, device: str) -> str:
+        """The queue of a job whose spec asks for ``device``: GPU jobs go to the GPU workers."""
+        return self._settings.gpu_queue if device == "cuda" else self._settings.experiments_queue
+
+    def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:
         from worker.celery_app import RUN_EXPERIMENT
 
         task_id = str(uuid.uuid4())
@@ -144,7 +151,7 @@ class CeleryExecutor:
                 RUN_EXPERIMENT,
                 args=[str(experiment_id)],
                 task_id=task_id,
-                queue=self._settings.experiments_queue,
+                queue=self.queue_for(device),
                 ignore_result=True,
                 retry=True,
                 retry_policy={
@@ -200,10 +207,17 @@ def make_executor(settings: Settings) -> Executor:
 
 
 def dispatch_experiment(
-    *, sessions: sessionmaker[Session], executor: Executor, experiment_id: uuid.UUID
+    *, sessions: sessionmaker[Session], executor: Executor, experiment_id: uuid.UUID, device: str | None = None
 ) -> str:
-    """Enqueue a committed, queued job and record its task id (raises BrokerUnavailable)."""
-    task_id = executor.dispatch(experiment_id)
+    """Enqueue a committed, queued job and record its task id (raises BrokerUnavailable).
+
+    ``device`` is the job spec's device (read from the database when not given): it picks the queue.
+    """
+    if device is None:
+        with sessions() as s:
+            spec = s.scalar(select(Experiment.spec).where(Experiment.id == experiment_id)) or {}
+        device = str(spec.get("device", "auto"))
+    task_id = executor.dispatch(experiment_id, device=device)
     with sessions.begin() as s:
         s.execute(
             update(Experiment)

@@ -24,9 +24,11 @@ class HeldExecutor:
 
     def __init__(self, settings: Settings) -> None:
         self.dispatched: list[uuid.UUID] = []
+        self.devices: list[str] = []
 
-    def dispatch(self, experiment_id: uuid.UUID) -> str:
+    def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:
         self.dispatched.append(experiment_id)
+        self.devices.append(device)
         return f"held-{uuid.uuid4()}"
 
     def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:

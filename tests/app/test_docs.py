@@ -93,9 +93,9 @@ def _compose() -> list[str]:
     )
 
 
-def test_docker_compose_file_is_valid_with_and_without_the_ops_profile() -> None:
+def test_docker_compose_file_is_valid_with_and_without_the_optional_profiles() -> None:
     compose = _compose()
-    for extra in ([], ["--profile", "ops"]):
+    for extra in ([], ["--profile", "ops"], ["--profile", "gpu"]):
         res = subprocess.run(
             [*compose, "-f", str(ROOT / "docker-compose.yml"), *extra, "config", "-q"],
             capture_output=True,
@@ -103,10 +103,18 @@ def test_docker_compose_file_is_valid_with_and_without_the_ops_profile() -> None
             cwd=ROOT,
         )
         assert res.returncode == 0, res.stderr
-    services = subprocess.run(
-        [*compose, "-f", str(ROOT / "docker-compose.yml"), "--profile", "ops", "config", "--services"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout.split()
-    assert sorted(services) == ["api", "flower", "postgres", "redis", "worker"]
+    def services(*profiles: str) -> list[str]:
+        flags = [arg for p in profiles for arg in ("--profile", p)]
+        return sorted(subprocess.run(
+            [*compose, "-f", str(ROOT / "docker-compose.yml"), *flags, "config", "--services"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        ).stdout.split())
+
+    assert services("ops", "gpu") == ["api", "flower", "gpu-worker", "postgres", "redis", "worker"]
+    gpu = subprocess.run(
+        [*compose, "-f", str(ROOT / "docker-compose.yml"), "--profile", "gpu", "config"],
+        capture_output=True, text=True, cwd=ROOT,
+    ).stdout
+    assert "FEDHEADS_DEVICE: cuda" in gpu and "FEDHEADS_DATABASE_URL" in gpu
