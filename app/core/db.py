@@ -2,23 +2,32 @@
 
 SQLite gets WAL and a busy timeout (DESIGN.md section 4: the embedded executor
 writes from another process); PostgreSQL gets pre-ping so a restarted server does
-not surface as a failed request.
+not surface as a failed request. :func:`retry_transient` repeats an idempotent
+write while the database is briefly unreachable (the worker's round writes).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _engines: dict[tuple[int, str], Engine] = {}
 _lock = threading.Lock()
@@ -73,3 +82,87 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+# --- retrying a write while the database is briefly unreachable ---------------------------------
+
+RETRY_FIRST_DELAY = 0.1
+RETRY_MAX_DELAY = 5.0
+_SQLITE_BUSY = ("database is locked", "database is busy")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """A database operation kept failing with connection-level errors for the whole retry budget."""
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether ``err`` says the database could not be reached or was busy, not that the statement is wrong.
+
+    Transient: a connection SQLAlchemy invalidated, any psycopg ``OperationalError`` (connection
+    refused or dropped, server shutting down, too many connections, deadlock), a pool checkout
+    timeout, and SQLite's "database is locked".
+    """
+    if isinstance(err, DisconnectionError | SATimeoutError):
+        return True
+    if not isinstance(err, DBAPIError):
+        return False
+    if err.connection_invalidated:
+        return True
+    orig = err.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        return any(text in str(orig).lower() for text in _SQLITE_BUSY)
+    from_psycopg = type(orig).__module__.split(".")[0] in ("psycopg2", "psycopg")
+    return isinstance(err, OperationalError) and from_psycopg
+
+
+def describe_db_error(err: BaseException) -> str:
+    """``Type: first line of the message`` of the driver's error (what a person needs to act on)."""
+    orig = err.orig if isinstance(err, DBAPIError) and err.orig is not None else err
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0].strip() if lines else '(no message)'}"
+
+
+def retry_transient(
+    operation: Callable[[], T],
+    *,
+    what: str,
+    budget: float,
+    hint: str = "",
+    first_delay: float = RETRY_FIRST_DELAY,
+    max_delay: float = RETRY_MAX_DELAY,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    logger: logging.Logger = log,
+) -> T:
+    """Run ``operation``; on a transient database error retry it with exponential backoff.
+
+    The delays are ``first_delay``, twice that, ... up to ``max_delay``, cut so that the last
+    attempt starts ``budget`` seconds after the first failure at the latest. Each retry is logged
+    at WARNING with its attempt number and delay. Any other error propagates at once; when the
+    budget is spent, :class:`DatabaseUnavailable` says what failed (``what``), how long it was
+    tried and the last driver error, followed by ``hint``. ``operation`` must be safe to repeat
+    (one transaction, idempotent).
+    """
+    started: float | None = None
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return operation()
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            now = clock()
+            started = now if started is None else started
+            remaining = budget - (now - started)
+            if remaining <= 0:
+                raise DatabaseUnavailable(
+                    f"{what} failed: the database stayed unreachable for {now - started:.1f} s "
+                    f"({attempt} attempt(s); retry budget {budget:g} s, setting db_retry_seconds); "
+                    f"last error: {describe_db_error(err)}" + (f". {hint}" if hint else "")
+                ) from err
+            delay = min(first_delay * 2 ** (attempt - 1), max_delay, remaining)
+            logger.warning(
+                "%s: attempt %d failed (%s); retrying in %.2f s", what, attempt, describe_db_error(err), delay
+            )
+            sleep(delay)

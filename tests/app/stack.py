@@ -409,3 +409,42 @@ def insert_experiment(
             )
         )
     return str(exp_id)
+
+
+# --- an API process of a test's own (issue 6: restarts under a live job) --------------------------
+
+
+def start_api_process(stack: Stack, name: str, port: int, timeout: float = 120) -> Proc:
+    """Another ``fedheads serve`` on the stack's database, broker and artifact root, listening on ``port``.
+
+    Waits until it answers /api/v1/health (failing at once if it exits). It is registered in
+    ``stack.procs`` under ``name``, so the session's shutdown stops it if the test does not; it is
+    never the session's API (``stack.api_url``), which other tests share.
+    """
+    argv = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    proc = start_process(name, argv, stack.env, stack.folder)
+    stack.procs[name] = proc
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"{name} exited with {proc.popen.returncode}:\n{tail(proc.log)}")
+        try:
+            return httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(up, timeout, f"{name} to answer on port {port}", interval=0.2, logs=[proc.log])
+    return proc
+
+
+def start_worker_with(
+    stack: Stack, name: str, queues: str, env: dict[str, str], concurrency: int = 1
+) -> Proc:
+    """``stack.start_worker`` with some settings of this worker changed (``env``: FEDHEADS_* overrides)."""
+    shared = stack.env
+    stack.env = {**shared, **env}
+    try:
+        return stack.start_worker(name, queues, concurrency)
+    finally:
+        stack.env = shared

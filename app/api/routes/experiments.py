@@ -10,11 +10,13 @@ from anyio import to_thread
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from app.api.auth import WRITE
 from app.api.deps import DbDep, ExecutorDep, SessionsDep, SettingsDep
 from app.api.presenters import experiment_out, round_out
+from app.models import Experiment
 from app.schemas import (
     MAX_INT,
     PRESET_EXAMPLE,
@@ -50,6 +52,20 @@ BROKER_DOWN = {
         }
     },
 }
+
+
+def _release(db: Session, exp: Experiment) -> ExperimentOut:
+    """The stored experiment as sent back, then the session's connection back to the pool.
+
+    Sync routes run in a pool of 40 threads, and FastAPI serialises their responses and
+    closes their sessions on that pool too: a route that still held a connection while
+    newer requests filled every thread waiting for one stalled until the pool timeout
+    (100 concurrent submissions: 500s). Releasing it here breaks that cycle.
+    """
+    db.refresh(exp)
+    out = experiment_out(exp, None)
+    db.close()
+    return out
 
 
 def _queued_response(err: BrokerUnavailable, out: ExperimentOut) -> JSONResponse:
@@ -91,12 +107,10 @@ def create_experiment(
     )
     db.commit()
     try:
-        dispatch_experiment(sessions=sessions, executor=executor, experiment_id=exp.id)
+        dispatch_experiment(sessions=sessions, executor=executor, experiment_id=exp.id, device=spec.device)
     except BrokerUnavailable as err:
-        db.refresh(exp)
-        return _queued_response(err, experiment_out(exp, None))
-    db.refresh(exp)
-    return experiment_out(exp, None)
+        return _queued_response(err, _release(db, exp))
+    return _release(db, exp)
 
 
 @router.get("", response_model=ExperimentList)
@@ -229,12 +243,9 @@ def resume_experiment(
     try:
         dispatch_experiment(sessions=sessions, executor=executor, experiment_id=exp.id)
     except BrokerUnavailable as err:
-        db.refresh(exp)
-        return _queued_response(err, experiment_out(exp, None))
-    db.refresh(exp)
-    return Accepted(
-        experiment=experiment_out(exp, None), message=f"queued; continues after round {exp.rounds_done}"
-    )
+        return _queued_response(err, _release(db, exp))
+    out = _release(db, exp)
+    return Accepted(experiment=out, message=f"queued; continues after round {out.progress.rounds_done}")
 
 
 @router.delete(
