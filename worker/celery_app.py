@@ -2,7 +2,8 @@
 
 One CPU-heavy task per worker process: late acks, prefetch 1, and a task whose
 worker process died goes back to the queue (DESIGN.md section 4). Whole jobs go
-to the ``experiments`` queue, single client trainings to ``clients``.
+to the ``experiments`` queue, single client trainings to ``clients``; jobs whose spec
+says device 'cuda' (and their client trainings) go to the ``gpu`` queue instead.
 
 Start a worker with ``fedheads worker`` (or ``celery -A worker.celery_app worker``).
 """
@@ -48,6 +49,8 @@ def make_celery(settings: Settings, *, results: bool = True) -> Celery:
         },
         result_backend_transport_options={"socket_connect_timeout": timeout},
         result_expires=3600,
+        # a fanned-out client task says when a worker starts it: the orchestrator trains the ones nobody took
+        task_track_started=True,
         # workers import torch once per process at start (worker_process_init), which takes a while
         worker_proc_alive_timeout=120,
         worker_hijack_root_logger=False,

@@ -1,13 +1,16 @@
-"""Fan a round's clients out to other Celery workers, as a group on the ``clients`` queue.
+"""Fan a round's clients out to other Celery workers, as a group on the ``clients`` queue
+(the ``gpu`` queue for a job whose spec says device 'cuda', so its clients train on GPU workers).
 
 A client task takes (spec JSON, round, client, global state) and returns the
 :class:`~fedcore.client.ClientUpdate`; its result depends on nothing else, so a
 fanned-out round equals a sequential one and a duplicated task is harmless.
 
 Waiting on subtasks inside a task deadlocks when nobody else serves their queue
-(DESIGN.md section 4): the orchestrating task fans out only when a worker other
-than its own serves the clients queue, and trains the clients itself otherwise,
-or when remote results do not come back in time.
+(DESIGN.md section 4), and stalls when the workers that serve it are busy with
+jobs of their own: the orchestrating task fans out only when a worker other than
+its own serves that queue; then it trains here, last first, every client task
+that no worker has started yet (``task_track_started``), and waits only for the
+ones running elsewhere; results that do not come back in time are trained here too.
 """
 
 from __future__ import annotations
@@ -81,9 +84,11 @@ class CeleryClientRunner:
         self._poll = poll
         self._checked = float("-inf")
         self._remote: list[str] = []
+        # a CUDA job's clients train on GPU workers only
+        self.queue = settings.gpu_queue if ctx.spec.device == "cuda" else settings.clients_queue
 
     def remote_workers(self) -> list[str]:
-        """Workers other than this one that serve the clients queue (cached for a few seconds)."""
+        """Workers other than this one that serve this job's client queue (cached for a few seconds)."""
         now = time.monotonic()
         if now - self._checked >= self._settings.fanout_check_interval:
             self._checked = now
@@ -96,7 +101,7 @@ class CeleryClientRunner:
                 node
                 for node, queues in replies.items()
                 if node != self._own_node
-                and any(q.get("name") == self._settings.clients_queue for q in queues)
+                and any(q.get("name") == self.queue for q in queues)
             )
         return self._remote
 
@@ -110,27 +115,43 @@ class CeleryClientRunner:
 
         return [train_client(self._ctx, t, should_stop=self._should_stop) for t in tasks]
 
-    def _fan_out(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
+    def _check_stop(self, result: Any, round_: int) -> None:
         from fedcore.client import Cancelled
 
+        if self._should_stop():
+            result.revoke()
+            raise Cancelled(f"stopped while round {round_}'s clients trained on other workers")
+
+    def _fan_out(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
         state = encode_state(tasks[0].global_state)
         sigs = [
             self._app.signature(
                 TRAIN_CLIENT,
                 args=(self._spec_json, t.round, t.client, state),
-                queue=self._settings.clients_queue,
+                queue=self.queue,
             )
             for t in tasks
         ]
         result = group(sigs).apply_async()
-        deadline = time.monotonic() + self._settings.client_task_timeout
+        done: dict[int, ClientUpdate] = {}
         try:
-            while not result.ready():
-                if self._should_stop():
-                    result.revoke()
-                    raise Cancelled(
-                        f"stopped while round {tasks[0].round}'s clients trained on other workers"
-                    )
+            # Give free workers a moment to take the tasks, then train here every task no worker has
+            # started, last first (workers take the queue from the front): with busy workers this
+            # trains the whole round here instead of waiting on them; with free ones they take the
+            # first tasks while this process trains the rest.
+            grace_end = time.monotonic() + self._settings.fanout_grace
+            while time.monotonic() < grace_end and any(r.state == "PENDING" for r in result.results):
+                self._check_stop(result, tasks[0].round)
+                time.sleep(self._poll)
+            for task, res in reversed(list(zip(tasks, result.results, strict=True))):
+                self._check_stop(result, task.round)
+                if res.state == "PENDING":
+                    res.revoke()  # a worker that receives it later skips it; one that just began wastes a copy
+                    done[task.client] = self._train_here([task])[0]
+            remote = [(t, r) for t, r in zip(tasks, result.results, strict=True) if t.client not in done]
+            deadline = time.monotonic() + self._settings.client_task_timeout
+            while not all(r.ready() for _, r in remote):
+                self._check_stop(result, tasks[0].round)
                 if time.monotonic() > deadline:
                     log.warning(
                         "round %d: client tasks did not finish in %.0f s; training the rest here",
@@ -140,8 +161,7 @@ class CeleryClientRunner:
                     result.revoke()
                     break
                 time.sleep(self._poll)
-            done: dict[int, ClientUpdate] = {}
-            for task, res in zip(tasks, result.results, strict=True):
+            for task, res in remote:
                 if res.successful():
                     done[task.client] = update_from_json(res.result)
                 elif res.failed():
@@ -151,6 +171,9 @@ class CeleryClientRunner:
                         task.client,
                         res.result,
                     )
+        except BaseException:  # cancelled (here or in a local training) or broken: nobody needs the rest
+            result.revoke()
+            raise
         finally:
             result.forget()
         missing = [t for t in tasks if t.client not in done]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
+
+import httpx
 
 from app.core.config import fedcore_paths
 from fedcore.client import ClientTask, ClientUpdate, train_client
 from fedcore.context import get_context
 from fedcore.spec import preset
-from tests.app.stack import HOST, TEST_JOB, Stack
+from tests.app.stack import HOST, LONG_JOB, TEST_JOB, Stack
 from worker.celery_app import make_celery
 from worker.fanout import CeleryClientRunner, encode_state, update_from_json
 from worker.tasks import train_client_task
@@ -71,4 +74,33 @@ def test_fanout_runner_returns_the_sequential_updates_when_clients_train_on_anot
     for r, lo in zip(remote, local, strict=True):
         _same_update(r, lo)
         assert r.payload == lo.payload
-    assert {u.extra["trained_by"] for u in remote} != {""}  # they did go to the worker
+    assert {u.extra.get("trained_by", "") for u in remote} != {""}  # some did go to the worker
+
+
+def test_fanout_runner_trains_here_the_clients_that_busy_workers_do_not_start(
+    api: httpx.Client, stack: Stack
+) -> None:
+    # the stack's only clients-queue worker is busy with a job of its own
+    resp = api.post("/api/v1/experiments", json={"name": "busy", "preset": "smoke",
+                                                 "overrides": {**LONG_JOB, "rounds": 30}})
+    assert resp.status_code == 201, resp.text
+    busy = resp.json()["id"]
+    stack.wait_status(api, busy, {"running"})
+    app = make_celery(stack.settings)
+    try:
+        ctx = _ctx(stack.settings)
+        tasks = [ClientTask(round=1, client=c, global_state=ctx.initial_state) for c in (4, 0, 3)]
+        runner = CeleryClientRunner(ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x")
+        assert runner.remote_workers()  # it does fan out ...
+        t0 = time.monotonic()
+        updates = runner(tasks)
+        elapsed = time.monotonic() - t0
+    finally:
+        app.close()
+        api.post(f"/api/v1/experiments/{busy}/cancel")
+    # ... but does not wait client_task_timeout (900 s) for the busy worker: the grace, then trains here
+    assert elapsed < stack.settings.fanout_grace + 60, elapsed
+    assert {u.extra.get("trained_by", "") for u in updates} == {""}
+    for u, lo in zip(updates, [train_client(ctx, t) for t in tasks], strict=True):
+        assert u.payload == lo.payload
+    assert api.get(f"/api/v1/experiments/{busy}").json()["status"] in ("running", "cancelled")
