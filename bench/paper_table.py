@@ -209,7 +209,10 @@ def main() -> int:
         print(f"resuming: {len(saved)} run(s) already saved in {partial}", file=sys.stderr)
     done = {(r["name"], r["seed"]): r for r in saved}
     results = []
-    todo = [(seed, name, ov) for seed in range(args.seeds) for name, ov in configs]
+    # seed 0 of every configuration first (a complete one-seed table), then the headline rows' other seeds
+    first = ("dense FedAvg", "mask s=0.9", "drop s=0.9")
+    later = sorted(configs, key=lambda c: (c[0] not in first, first.index(c[0]) if c[0] in first else 0))
+    todo = [(seed, name, ov) for seed in range(args.seeds) for name, ov in (configs if seed == 0 else later)]
     missing = []
     for i, (seed, name, ov) in enumerate(todo, 1):
         if (name, seed) in done:
