@@ -68,43 +68,8 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`python -m app.cli serve` on a free port with a temp SQLite database and artifact root."""
-    folder = tmp_path_factory.mktemp("e2e-server")
-    port = free_port()
-    db_url = f"sqlite:///{folder / 'fedheads.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDHEADS_")}
-    env.update({
-        "FEDHEADS_DATABASE_URL": db_url, "FEDHEADS_ARTIFACT_ROOT": str(folder / "artifacts"),
-        "FEDHEADS_DATA_ROOT": str(folder / "data"), "FEDHEADS_CANCEL_POLL_INTERVAL": "0.1",
-        "FEDHEADS_RECONCILE_INTERVAL": "2", "PYTHONPATH": str(ROOT),
-    })
-    log = folder / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    srv = Server(url=f"http://127.0.0.1:{port}", log=log, db_url=db_url)
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"fedheads serve exited with {proc.returncode}:\n{srv.log_tail()}")
-        try:
-            return httpx.get(f"{srv.url}/api/v1/health", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(healthy, 90, "fedheads serve to answer")
+    with serve_process(tmp_path_factory.mktemp("e2e-server")) as srv:
         yield srv
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and its executor processes (its own group)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -243,9 +208,10 @@ def quiet_server(tmp_path: Path) -> Iterator[InProcessServer]:
 
 @contextlib.contextmanager
 def serve_process(folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`python -m app.cli serve` as the `server` fixture starts it (SQLite, local executor), plus ``extra_env``.
+    """`python -m app.cli serve` on a free port (SQLite, local executor) under ``folder``, plus ``extra_env``.
 
-    For tests that need a server configured differently, e.g. with FEDHEADS_API_TOKEN set.
+    The `server` fixture's server; tests that need one configured differently (e.g. with
+    FEDHEADS_API_TOKEN set) start their own.
     The server and its executor processes (its own process group) are stopped on exit.
     """
     port = free_port()
@@ -278,7 +244,7 @@ def serve_process(folder: Path, extra_env: dict[str, str] | None = None) -> Iter
         yield srv
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and its executor processes (its own group)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
