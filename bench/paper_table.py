@@ -102,10 +102,11 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
     d_train = statistics.mean(r["train_time_per_round"] for r in dense) if dense else None
     d_wall = statistics.mean(r["wall_per_round"] for r in dense) if dense else None
     lines = [
-        "| configuration | final accuracy % (mean ± half-range) | vs dense (points) | uplink MB / round | "
+        "| configuration | final accuracy % (mean ± half-range) | vs dense (points) | last-3-rounds accuracy % | "
+        "uplink MB / round | "
         "uplink advantage | both directions | OPs reduction whole step | OPs reduction attention+LoRA | "
         "client training s / round | training speed-up | wall s / round | wall speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in names:
         rs = by[n]
@@ -117,7 +118,8 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         delta = f"{(statistics.mean(acc) - d_acc) * 100:+.1f}" if d_acc is not None else "-"
         tr, wall = mean("train_time_per_round"), mean("wall_per_round")
         lines.append(
-            f"| {n} | {_pm(acc)} | {delta} | {mean('uplink_per_round') / 1e6:.3f} | {mean('uplink_advantage'):.2f}x | "
+            f"| {n} | {_pm(acc)} | {delta} | {_pm([statistics.mean(r['accuracy'][-3:]) for r in rs])} | "
+            f"{mean('uplink_per_round') / 1e6:.3f} | {mean('uplink_advantage'):.2f}x | "
             f"{mean('total_advantage'):.2f}x | {mean('ops_reduction'):.2f}x | {mean('ops_attention_reduction'):.2f}x | "
             f"{tr:.1f} | {d_train / tr if d_train else float('nan'):.2f}x | {wall:.1f} | "
             f"{d_wall / wall if d_wall else float('nan'):.2f}x |")
@@ -159,7 +161,9 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         *side,
         "", "Settings: " + settings, "",
         "Targets at s = 0.9:", dense_ok, *verdicts, "",
-        "Definitions. Uplink advantage: dense-counterfactual upload bytes / bytes actually uploaded (safetensors "
+        "Definitions. Last-3-rounds accuracy: the mean of each run's last three per-round accuracies (then "
+        "mean ± half-range over seeds), less sensitive than the final round to the round-to-round swings of "
+        "short non-IID runs. Uplink advantage: dense-counterfactual upload bytes / bytes actually uploaded (safetensors "
         "payloads, headers included). Both directions adds the download of the global LoRA state to each side. "
         "OPs reduction, whole step: analytic FLOPs of local training (every matrix product of forward + backward, "
         "FlopCounterMode's convention), dense / pruned; attention+LoRA: only the q/k/v/o projections with their "
