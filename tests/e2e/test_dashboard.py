@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import TINY, DroppingProxy, InProcessServer, Server, wait_until
+from tests.e2e.conftest import TINY, InProcessServer, Server, wait_until
 from tests.e2e.seed import add_experiment, fake_record, round_event, round_row
+from tests.proxy import TcpProxy
 
 EXP_URL = re.compile(r"/experiments/[0-9a-f-]{36}$")
 
@@ -213,7 +214,7 @@ def test_a_dropped_stream_reconnects_with_last_event_id_and_misses_nothing(quiet
     shape = {"num_clients": 6, "per_round": 3}
     with quiet_server.sessions.begin() as s:
         exp_id = add_experiment(s, name="flaky network", status="running", rounds_done=2, rounds_total=6, **shape).id
-    proxy = DroppingProxy(quiet_server.port)
+    proxy = TcpProxy(("127.0.0.1", quiet_server.port))
     streams: list[Any] = []
     page.on("request", lambda r: streams.append(r) if r.url.endswith("/events") else None)
     try:

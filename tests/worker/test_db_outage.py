@@ -11,12 +11,10 @@ Three levels, all on the real PostgreSQL:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +56,7 @@ from tests.app.stack import (
     reference_records,
     wait_for,
 )
+from tests.proxy import TcpProxy
 from worker.runner import lock_holder, run_job
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -341,79 +340,10 @@ def test_runner_stops_and_writes_nothing_when_another_runner_took_the_job_over(
 # --- a Celery worker behind a TCP proxy that the test cuts ---------------------------------------
 
 
-class CuttableProxy:
-    """A TCP proxy to PostgreSQL; ``cut`` closes every open connection and refuses new ones until ``restore``."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._server.getsockname()[1])
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._refusing = False
-        self.refused = 0
-        threading.Thread(target=self._accept, name="pg-proxy", daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:  # closed
-                return
-            with self._lock:
-                if self._refusing:
-                    self.refused += 1
-                    client.close()  # the driver reads EOF: "server closed the connection unexpectedly"
-                    continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._open.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._close(src, dst)
-
-    def _close(self, *socks: socket.socket) -> None:
-        for s in socks:
-            with self._lock:
-                self._open.discard(s)
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def cut(self) -> int:
-        """Refuse new connections and close the open ones; returns how many connections were open."""
-        with self._lock:
-            self._refusing = True
-            socks = list(self._open)
-        self._close(*socks)
-        return len(socks) // 2
-
-    def restore(self) -> None:
-        with self._lock:
-            self._refusing = False
-
-    def close(self) -> None:
-        self._server.close()
-        self.cut()
-
-
 @dataclass
 class Outage:
     stack: Stack  # its env and procs: the proxied worker
-    proxy: CuttableProxy
+    proxy: TcpProxy
     api: TestClient
     db_url: str
 
@@ -428,7 +358,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
     folder = tmp_path_factory.mktemp("db-outage")
     db_url = fresh_schema("fedheads_test_db_outage")
     pg = make_url(PG_URL)
-    proxy = CuttableProxy((pg.host or "127.0.0.1", pg.port or 5432))
+    proxy = TcpProxy((pg.host or "127.0.0.1", pg.port or 5432))
     proxied = make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     queues = {"experiments_queue": "dbo-experiments", "clients_queue": "dbo-clients"}
     settings = Settings(  # the API's: straight to PostgreSQL
