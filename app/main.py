@@ -8,11 +8,13 @@ starts the reconciler; at shutdown it stops both.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -24,6 +26,7 @@ from app.core.db import session_factory
 from app.pages import router as pages_router
 from app.services.dispatch import Executor, Reconciler, make_executor
 from app.services.errors import InvalidInput, ServiceError
+from app.services.round_cache import RoundCache
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,10 @@ def _warm_up() -> None:
         import fedcore.simulation  # noqa: F401
     except Exception:  # only a start-up optimisation
         log.debug("warm-up import failed", exc_info=True)
+    # torch and transformers leave ~10^6 long-lived objects that every full collection would walk
+    # again (tens of ms, stalling whatever request is running); move them out of the collector's view
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
@@ -60,6 +67,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         executor = executor_factory(settings)
         app.state.executor = executor
         reconciler = None
@@ -77,6 +85,7 @@ def create_app(
     app = FastAPI(title="fedheads", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.sessions = session_factory(settings.database_url)
+    app.state.round_cache = RoundCache()
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

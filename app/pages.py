@@ -44,7 +44,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from starlette.templating import Jinja2Templates
 
 from app.api.auth import WRITE
@@ -216,7 +216,7 @@ def _figures(db: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     return out
 
 
-def _row(exp: Experiment, figures: dict[str, Any] | None) -> dict[str, Any]:
+def _row(exp: Experiment | Row[Any], figures: dict[str, Any] | None) -> dict[str, Any]:
     out = experiment_out(exp, None).model_dump(mode="json")
     out.pop("latest_round", None)
     out["figures"] = figures or dict(NO_FIGURES)

@@ -5,7 +5,7 @@ database, jobs in its local executor); with ``--celery``, ``fedheads serve`` and
 ``fedheads worker`` on PostgreSQL + Redis (a fresh schema in the given database, dropped at
 the end, and Celery queues of the benchmark's own, so nothing else is touched). It submits
 one long smoke-preset job, waits for its first round, then runs N concurrent clients
-(asyncio + httpx, one connection each, no think time) that loop over GET /experiments,
+(asyncio, one keep-alive connection each, no think time) that loop over GET /experiments,
 /experiments/{id} and /experiments/{id}/rounds, while the first K of them also hold the
 job's SSE stream. At the end the job is cancelled and the stack stopped.
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import re
@@ -153,6 +154,11 @@ def start_stack(args: argparse.Namespace, folder: Path) -> Stack:
     else:
         db_url = f"sqlite:///{folder / 'fedheads.db'}"
     env["FEDHEADS_DATABASE_URL"] = db_url
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("FEDHEADS_"):
+            raise SystemExit(f"--env {item!r}: use FEDHEADS_NAME=value")
+        env[key] = value
     port = free_port()
     stack = Stack(folder=folder, db_url=db_url, env=env, url=f"http://127.0.0.1:{port}")
     stack.start("api", ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"])
@@ -180,20 +186,57 @@ class Results:
     stream_errors: list[str] = field(default_factory=list)
 
 
+class RawHttp:
+    """One keep-alive HTTP/1.1 connection issuing GETs: a few dozen lines of asyncio streams instead of a
+    full client, so that the load generator, which shares the machine, costs little CPU per request."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        """The response's status code, its body read to the end (the connection is reopened after an error)."""
+        try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await self.reader.readexactly(length)
+            return int(head.split(b" ", 2)[1])
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError):
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        writer, self.writer, self.reader = self.writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
 async def read_loop(base: str, exp_id: str, offset: int, until: float, out: Results) -> None:
     paths = ["/api/v1/experiments", f"/api/v1/experiments/{exp_id}", f"/api/v1/experiments/{exp_id}/rounds"]
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        i = offset
+    conn = RawHttp(base)
+    i = offset
+    try:
         while time.perf_counter() < until:
             name = ENDPOINTS[i % 3][0]
             t0 = time.perf_counter()
             try:
-                ok = (await client.get(paths[i % 3])).status_code == 200
-            except httpx.HTTPError:
+                ok = await conn.get(paths[i % 3]) == 200
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError):
                 ok = False
             t1 = time.perf_counter()
             out.reads.append((name, t1, t1 - t0, ok))
             i += 1
+    finally:
+        await conn.close()
 
 
 async def follow(base: str, exp_id: str, out: Results) -> None:
@@ -343,6 +386,8 @@ def main() -> int:
                     help="how many of them also hold the SSE stream (default a fifth)")
     ap.add_argument("--duration", type=float, default=None, help="measured seconds (default 60; --quick 10)")
     ap.add_argument("--rounds", type=int, default=1000, help="rounds of the job (cancelled at the end)")
+    ap.add_argument("--env", action="append", default=[], metavar="FEDHEADS_X=v",
+                    help="a setting for the server (and worker), e.g. FEDHEADS_API_THREADS=8; repeatable")
     ap.add_argument("--celery", action="store_true", help="PostgreSQL + Redis + one `fedheads worker`")
     ap.add_argument("--database-url", default=os.environ.get("FEDHEADS_BENCH_DATABASE_URL"),
                     help="PostgreSQL URL for --celery (a schema of it is dropped and re-created)")

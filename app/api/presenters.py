@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Row
+
 from app.models import Experiment, Round
 from app.schemas import ExperimentOut, Progress, RoundFigures, RoundOut
 
 
-def progress(exp: Experiment) -> Progress:
+def progress(exp: Experiment | Row[Any]) -> Progress:
     total = max(exp.rounds_total, 1)
     return Progress(
         rounds_done=exp.rounds_done,
@@ -32,7 +36,8 @@ def round_figures(row: Round) -> RoundFigures:
     )
 
 
-def experiment_out(exp: Experiment, latest: Round | None) -> ExperimentOut:
+def experiment_out(exp: Experiment | Row[Any], latest: RoundFigures | None) -> ExperimentOut:
+    """An ORM experiment, or a row of its columns, as the API shows it."""
     return ExperimentOut(
         id=exp.id,
         name=exp.name,
@@ -47,7 +52,7 @@ def experiment_out(exp: Experiment, latest: Round | None) -> ExperimentOut:
         updated_at=exp.updated_at,
         started_at=exp.started_at,
         finished_at=exp.finished_at,
-        latest_round=round_figures(latest) if latest is not None else None,
+        latest_round=latest,
     )
 
 

@@ -96,6 +96,20 @@ class Settings(BaseSettings):
     local_workers: int = Field(
         default=1, ge=1, le=64, description="Processes of the embedded local executor."
     )
+    api_threads: int = Field(
+        default=40,
+        ge=2,
+        le=1000,
+        description="Threads that run the API's blocking route code at once (the database work of a "
+        "request); more only add contention for the interpreter lock.",
+    )
+    local_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness of the embedded executor's job processes: on a machine it shares with "
+        "training, the dashboard and API answer first (0: same priority).",
+    )
     reconcile_interval: float = Field(
         default=10.0,
         gt=0,

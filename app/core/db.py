@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 48
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,10 +47,14 @@ def make_engine(url: str) -> Engine:
     """A new engine for ``url`` (SQLite: folder created, WAL + busy timeout on every connection)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        pool: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # a file connection is cheap to keep and costs its pragmas to open: keep enough for every
+            # API thread, so that a busy server does not open and close one per request
+            pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
         engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

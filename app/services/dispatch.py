@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing as mp
+import os
 import threading
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,6 +56,12 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def _lower_priority(nice: int) -> None:
+    """In each job process: yield the CPU to the server process that shares the machine."""
+    if nice > 0 and hasattr(os, "nice"):
+        os.nice(nice)
+
+
 class LocalExecutor:
     """Jobs in spawned local processes (embedded mode)."""
 
@@ -69,7 +76,10 @@ class LocalExecutor:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self._settings.local_workers, mp_context=mp.get_context("spawn")
+                max_workers=self._settings.local_workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_lower_priority,
+                initargs=(self._settings.local_nice,),
             )
         return self._pool
 

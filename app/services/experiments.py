@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import TERMINAL, Client, Event, Experiment, Round, utcnow
@@ -88,41 +88,32 @@ def get_experiment(*, db_session: Session, experiment_id: uuid.UUID) -> Experime
     return exp
 
 
+# Read-only views select the table's columns (rows with the same attribute names as the ORM
+# object) instead of loading ORM objects: a third of the cost, and the read API's hottest path.
+_EXPERIMENTS = Experiment.__table__
+
+
+def read_experiment(*, db_session: Session, experiment_id: uuid.UUID) -> Row[Any]:
+    """The experiment's columns (read-only); NotFound if there is none."""
+    row = db_session.execute(select(_EXPERIMENTS).where(_EXPERIMENTS.c.id == experiment_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"experiment {experiment_id} not found")
+    return row
+
+
 def list_experiments(
     *, db_session: Session, status: str | None, limit: int, offset: int
-) -> tuple[Sequence[Experiment], int]:
-    query = select(Experiment)
-    count = select(func.count()).select_from(Experiment)
+) -> tuple[Sequence[Row[Any]], int]:
+    """A page of experiments' columns, newest first, and how many there are."""
+    query = select(_EXPERIMENTS)
+    count = select(func.count()).select_from(_EXPERIMENTS)
     if status is not None:
-        query = query.where(Experiment.status == status)
-        count = count.where(Experiment.status == status)
-    items = db_session.scalars(
-        query.order_by(Experiment.created_at.desc(), Experiment.id).limit(limit).offset(offset)
+        query = query.where(_EXPERIMENTS.c.status == status)
+        count = count.where(_EXPERIMENTS.c.status == status)
+    items = db_session.execute(
+        query.order_by(_EXPERIMENTS.c.created_at.desc(), _EXPERIMENTS.c.id).limit(limit).offset(offset)
     ).all()
     return items, int(db_session.scalar(count) or 0)
-
-
-def latest_rounds(*, db_session: Session, experiment_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Round]:
-    """The last stored round of each experiment."""
-    if not experiment_ids:
-        return {}
-    last = (
-        select(Round.experiment_id, func.max(Round.round).label("r"))
-        .where(Round.experiment_id.in_(experiment_ids))
-        .group_by(Round.experiment_id)
-        .subquery()
-    )
-    rows = db_session.scalars(
-        select(Round).join(last, (Round.experiment_id == last.c.experiment_id) & (Round.round == last.c.r))
-    ).all()
-    return {r.experiment_id: r for r in rows}
-
-
-def list_rounds(*, db_session: Session, experiment_id: uuid.UUID) -> Sequence[Round]:
-    get_experiment(db_session=db_session, experiment_id=experiment_id)
-    return db_session.scalars(
-        select(Round).where(Round.experiment_id == experiment_id).order_by(Round.round)
-    ).all()
 
 
 def get_round(*, db_session: Session, experiment_id: uuid.UUID, round_: int) -> Round:
@@ -142,16 +133,6 @@ def list_clients(*, db_session: Session, experiment_id: uuid.UUID) -> tuple[Expe
         select(Client).where(Client.experiment_id == experiment_id).order_by(Client.client_index)
     ).all()
     return exp, rows
-
-
-def summary(*, db_session: Session, experiment_id: uuid.UUID) -> dict[str, Any]:
-    """Headline figures over the stored rounds (fedcore's ``summarize``)."""
-    from fedcore.simulation import summarize  # imports torch: keep it out of the API's start-up
-
-    records = db_session.scalars(
-        select(Round.record).where(Round.experiment_id == experiment_id).order_by(Round.round)
-    ).all()
-    return summarize(list(records))
 
 
 def request_cancel(*, db_session: Session, experiment_id: uuid.UUID) -> Experiment:

@@ -10,11 +10,12 @@ from anyio import to_thread
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from app.api.auth import WRITE
-from app.api.deps import DbDep, ExecutorDep, SessionsDep, SettingsDep
+from app.api.deps import DbDep, ExecutorDep, RoundCacheDep, SessionsDep, SettingsDep
 from app.api.presenters import experiment_out, round_out
 from app.models import Experiment
 from app.schemas import (
@@ -68,6 +69,12 @@ def _release(db: Session, exp: Experiment) -> ExperimentOut:
     return out
 
 
+def _json(model: BaseModel) -> Response:
+    """The model as JSON, serialised once (the read routes' models are built here, so FastAPI's
+    re-validation against ``response_model``, which then only documents the route, is skipped)."""
+    return Response(content=model.model_dump_json(), media_type="application/json")
+
+
 def _queued_response(err: BrokerUnavailable, out: ExperimentOut) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": err.message, "experiment": jsonable_encoder(out)})
 
@@ -116,37 +123,43 @@ def create_experiment(
 @router.get("", response_model=ExperimentList)
 def list_experiments(
     db: DbDep,
+    rounds: RoundCacheDep,
     status_: Annotated[
         Status | None, Query(alias="status", description="only experiments in this status")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
-) -> ExperimentList:
+) -> Response:
     """Experiments, newest first."""
     items, total = svc.list_experiments(db_session=db, status=status_, limit=limit, offset=offset)
-    latest = svc.latest_rounds(db_session=db, experiment_ids=[e.id for e in items])
-    return ExperimentList(items=[experiment_out(e, latest.get(e.id)) for e in items], total=total)
+    latest = rounds.latest_figures(db, {e.id: e.rounds_done for e in items})
+    return _json(ExperimentList(items=[experiment_out(e, latest.get(e.id)) for e in items], total=total))
 
 
 @router.get("/{experiment_id}", response_model=ExperimentDetail, responses={404: ERR})
-def get_experiment(experiment_id: uuid.UUID, db: DbDep) -> ExperimentDetail:
+def get_experiment(experiment_id: uuid.UUID, db: DbDep, rounds: RoundCacheDep) -> Response:
     """Spec, status, progress, the latest round's figures and the run's summary so far."""
-    exp = svc.get_experiment(db_session=db, experiment_id=experiment_id)
-    latest = svc.latest_rounds(db_session=db, experiment_ids=[exp.id]).get(exp.id)
-    out = experiment_out(exp, latest)
-    return ExperimentDetail(
-        **out.model_dump(),
-        summary=svc.summary(db_session=db, experiment_id=exp.id),
-        info=exp.info,
-        has_adapter=bool(exp.adapter_path),
+    exp = svc.read_experiment(db_session=db, experiment_id=experiment_id)
+    view = rounds.view(db, exp.id, exp.rounds_done)
+    out = experiment_out(exp, view.latest)
+    return _json(
+        ExperimentDetail(
+            **out.model_dump(), summary=view.summary(), info=exp.info, has_adapter=bool(exp.adapter_path)
+        )
     )
 
 
 @router.get("/{experiment_id}/rounds", response_model=RoundList, responses={404: ERR})
-def list_rounds(experiment_id: uuid.UUID, db: DbDep) -> RoundList:
-    """Every stored round with its full record (matrices included)."""
-    rows = svc.list_rounds(db_session=db, experiment_id=experiment_id)
-    return RoundList(items=[round_out(r) for r in rows], total=len(rows))
+def list_rounds(
+    experiment_id: uuid.UUID,
+    db: DbDep,
+    rounds: RoundCacheDep,
+    after: Annotated[int, Query(ge=0, le=MAX_INT, description="only rounds after this one")] = 0,
+) -> Response:
+    """Stored rounds with their full records (matrices included), in order; ``after=n`` skips rounds 1..n."""
+    exp = svc.read_experiment(db_session=db, experiment_id=experiment_id)
+    body = rounds.view(db, exp.id, exp.rounds_done).rounds_json(after)
+    return Response(content=body, media_type="application/json")
 
 
 @router.get("/{experiment_id}/rounds/{round_number}", response_model=RoundOut, responses={404: ERR})
@@ -254,10 +267,11 @@ def resume_experiment(
     responses={401: ERR, 403: ERR, 404: ERR, 409: ERR},
     dependencies=WRITE,
 )
-def delete_experiment(experiment_id: uuid.UUID, db: DbDep) -> Response:
+def delete_experiment(experiment_id: uuid.UUID, db: DbDep, rounds: RoundCacheDep) -> Response:
     """Delete an experiment, its rounds, events and artifacts (409 while it runs)."""
     folder = svc.delete_experiment(db_session=db, experiment_id=experiment_id)
     db.commit()
+    rounds.forget(experiment_id)
     svc.remove_artifacts(folder)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
