@@ -27,6 +27,7 @@ from app.pages import router as pages_router
 from app.services.dispatch import Executor, Reconciler, make_executor
 from app.services.errors import InvalidInput, ServiceError
 from app.services.round_cache import RoundCache
+from app.services.stream import EventWatch
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def create_app(
     app.state.settings = settings
     app.state.sessions = session_factory(settings.database_url)
     app.state.round_cache = RoundCache()
+    app.state.event_watch = EventWatch(app.state.sessions, settings.sse_poll_interval, settings.broker_url)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

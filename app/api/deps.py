@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.services.dispatch import Executor
 from app.services.round_cache import RoundCache
+from app.services.stream import EventWatch
 
 
 async def get_settings(request: Request) -> Settings:
@@ -56,6 +57,10 @@ async def get_round_cache(request: Request) -> RoundCache:
     return request.app.state.round_cache
 
 
+async def get_event_watch(request: Request) -> EventWatch:
+    return request.app.state.event_watch
+
+
 async def get_executor(request: Request) -> Executor:
     return request.app.state.executor
 
@@ -65,3 +70,4 @@ SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 DbDep = Annotated[Session, Depends(get_db)]
 ExecutorDep = Annotated[Executor, Depends(get_executor)]
 RoundCacheDep = Annotated[RoundCache, Depends(get_round_cache)]
+EventWatchDep = Annotated[EventWatch, Depends(get_event_watch)]

@@ -124,7 +124,10 @@ class Settings(BaseSettings):
         default=0.25, ge=0, description="Most often a job re-reads its cancel flag (s)."
     )
     sse_poll_interval: float = Field(
-        default=0.3, gt=0, description="Seconds between event-table polls of an SSE stream."
+        default=0.1,
+        gt=0,
+        description="Seconds between the server's reads of the newest event id while SSE streams wait "
+        "(one query a poll, shared by all streams; a worker's Redis notice also ends the wait).",
     )
     broker_timeout: float = Field(
         default=2.0, gt=0, description="Seconds to wait for the broker when enqueueing."

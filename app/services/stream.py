@@ -1,10 +1,12 @@
 """Server-Sent Events of one experiment: replay from an event id, then follow live.
 
 Events are always read from the events table (ordered by id, so ``Last-Event-ID``
-replays exactly what a client missed). The stream polls the table every
-``sse_poll_interval`` seconds; with a Redis broker it also listens on the
-experiment's pub/sub channel and re-reads at once when a worker announces an
-event. It ends once the experiment is in a final state and everything was sent.
+replays exactly what a client missed). Streams do not poll the table themselves:
+one :class:`EventWatch` per process reads the newest event id every
+``sse_poll_interval`` seconds while any stream waits (and at once when a worker's
+Redis pub/sub notice arrives), and a stream re-reads its experiment's events only
+when that id has moved. So a hundred open streams cost one cheap query per interval,
+not a hundred.
 """
 
 from __future__ import annotations
@@ -18,56 +20,102 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from anyio import to_thread
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import ServerSentEvent
 
-from app.core.config import Settings
-from app.models import TERMINAL
+from app.models import TERMINAL, Event
 from app.services.events import events_after
 from worker.events import channel
 
 log = logging.getLogger(__name__)
 
+STREAM_RECHECK = 5.0  # a waiting stream re-reads its events at least this often, watch or not
+WATCH_IDLE_STOP = 30.0  # the watch stops after this long without a waiting stream
 
-class _Waker:
-    """Sleeps until the poll interval passes or a pub/sub notice arrives."""
 
-    def __init__(self, redis_url: str | None, experiment_id: uuid.UUID) -> None:
+class EventWatch:
+    """The newest event id, watched once per process for every SSE stream (see the module docstring)."""
+
+    def __init__(self, sessions: sessionmaker[Session], interval: float, redis_url: str | None) -> None:
+        self._sessions = sessions
+        self._interval = interval
         self._url = redis_url if redis_url and redis_url.startswith(("redis://", "rediss://")) else None
-        self._channel = channel(experiment_id)
-        self._client: Any = None
-        self._pubsub: Any = None
+        self.latest = -1  # the newest event id seen; -1 before the first read
+        self._changed: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._waiting = 0
 
-    async def start(self) -> None:
-        if self._url is None:
+    async def wait_past(self, mark: int, timeout: float) -> None:
+        """Return once the newest event id is above ``mark``, or after ``timeout`` seconds."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="fedheads-event-watch")
+        if self.latest > mark:
             return
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        changed = self._changed
+        self._waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout)
+        finally:
+            self._waiting -= 1
+
+    def _max_id(self) -> int:
+        with self._sessions() as s:
+            return int(s.scalar(select(func.max(Event.id))) or 0)
+
+    async def _run(self) -> None:
+        pubsub, client = await self._subscribe()
+        idle = 0.0
+        try:
+            while idle < WATCH_IDLE_STOP:
+                try:
+                    latest = await to_thread.run_sync(self._max_id)
+                except Exception as err:  # the database is down: streams re-check on their own timer
+                    log.debug("event watch: %s", err)
+                    latest = self.latest
+                if latest != self.latest:
+                    self.latest = latest
+                    changed, self._changed = self._changed, asyncio.Event()
+                    if changed is not None:
+                        changed.set()
+                idle = 0.0 if self._waiting else idle + self._interval
+                if pubsub is not None:  # a notice ends the wait early
+                    try:
+                        await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._interval)
+                        continue
+                    except Exception as err:
+                        log.debug("event watch: pub/sub lost, polling only: %s", err)
+                        await _close(pubsub, client)
+                        pubsub = client = None
+                await asyncio.sleep(self._interval)
+        finally:
+            await _close(pubsub, client)
+
+    async def _subscribe(self) -> tuple[Any, Any]:
+        if self._url is None:
+            return None, None
+        client = pubsub = None
         try:
             import redis.asyncio as aioredis
 
-            self._client = aioredis.Redis.from_url(self._url, socket_connect_timeout=1)
-            self._pubsub = self._client.pubsub()
-            await self._pubsub.subscribe(self._channel)
+            client = aioredis.Redis.from_url(self._url, socket_connect_timeout=1)
+            pubsub = client.pubsub()
+            await pubsub.psubscribe(channel("*"))
+            return pubsub, client
         except Exception as err:
-            log.debug("SSE falls back to polling only: %s", err)
-            await self.close()
+            log.debug("event watch polls only: %s", err)
+            await _close(pubsub, client)
+            return None, None
 
-    async def wait(self, timeout: float) -> None:
-        if self._pubsub is None:
-            await asyncio.sleep(timeout)
-            return
-        try:
-            await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
-        except Exception as err:
-            log.debug("pub/sub lost, polling only: %s", err)
-            await self.close()
-            await asyncio.sleep(timeout)
 
-    async def close(self) -> None:
-        pubsub, client, self._pubsub, self._client = self._pubsub, self._client, None, None
-        for closer in (pubsub, client):
-            if closer is not None:
-                with contextlib.suppress(Exception):
-                    await closer.aclose()
+async def _close(*closers: Any) -> None:
+    for closer in closers:
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer.aclose()
 
 
 def _fetch(
@@ -79,21 +127,17 @@ def _fetch(
 
 
 async def event_stream(
-    *, sessions: sessionmaker[Session], settings: Settings, experiment_id: uuid.UUID, last_event_id: int
+    *, sessions: sessionmaker[Session], watch: EventWatch, experiment_id: uuid.UUID, last_event_id: int
 ) -> AsyncIterator[ServerSentEvent]:
-    waker = _Waker(settings.broker_url, experiment_id)
-    await waker.start()
     after = last_event_id
-    try:
-        while True:
-            rows, status = await to_thread.run_sync(_fetch, sessions, experiment_id, after)
-            for event_id, type_, data in rows:
-                yield ServerSentEvent(data=json.dumps(data), event=type_, id=str(event_id))
-                after = event_id
-            if rows:
-                continue
-            if status is None or status in TERMINAL:
-                return
-            await waker.wait(settings.sse_poll_interval)
-    finally:
-        await waker.close()
+    while True:
+        mark = watch.latest  # before the read: anything stored after it moves the watch past the mark
+        rows, status = await to_thread.run_sync(_fetch, sessions, experiment_id, after)
+        for event_id, type_, data in rows:
+            yield ServerSentEvent(data=json.dumps(data), event=type_, id=str(event_id))
+            after = event_id
+        if rows:
+            continue
+        if status is None or status in TERMINAL:
+            return
+        await watch.wait_past(mark, STREAM_RECHECK)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from app.api.auth import WRITE
-from app.api.deps import DbDep, ExecutorDep, RoundCacheDep, SessionsDep, SettingsDep
+from app.api.deps import DbDep, EventWatchDep, ExecutorDep, RoundCacheDep, SessionsDep, SettingsDep
 from app.api.presenters import experiment_out, round_out
 from app.models import Experiment
 from app.schemas import (
@@ -196,7 +196,7 @@ def list_clients(experiment_id: uuid.UUID, db: DbDep) -> ClientList:
 async def follow_events(
     experiment_id: uuid.UUID,
     sessions: SessionsDep,
-    settings: SettingsDep,
+    watch: EventWatchDep,
     last_event_id: Annotated[str | None, Header(description="replay events after this id")] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_INT, description="same as the Last-Event-ID header")] = None,
 ) -> EventSourceResponse:
@@ -209,7 +209,7 @@ async def follow_events(
     await to_thread.run_sync(exists)
     start = after if after is not None else _event_id(last_event_id)
     return EventSourceResponse(
-        event_stream(sessions=sessions, settings=settings, experiment_id=experiment_id, last_event_id=start),
+        event_stream(sessions=sessions, watch=watch, experiment_id=experiment_id, last_event_id=start),
         ping=15,
     )
 
