@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         default=1, ge=1, le=64, description="Processes of the embedded local executor."
     )
     api_threads: int = Field(
-        default=40,
+        default=16,
         ge=2,
         le=1000,
         description="Threads that run the API's blocking route code at once (the database work of a "

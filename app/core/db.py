@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -80,6 +81,28 @@ def session_scope(url: str) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error."""
     with session_factory(url)() as session, session.begin():
         yield session
+
+
+async def read_session(
+    sessions: sessionmaker[Session], fn: Callable[[Session], T], *, limiter: CapacityLimiter | None = None
+) -> T:
+    """``fn(session)`` for an async caller, with a session opened and closed around it.
+
+    On PostgreSQL: in one worker thread (of ``limiter`` if given). On SQLite: on the event
+    loop itself. A read there takes tens of microseconds and never waits for the writer
+    (WAL), while a thread hop costs more than the read and, with many readers, threads fight
+    over the interpreter lock (bench/api_load.py: see bench/results/api_load.md). Callers
+    keep ``fn`` short: reads bounded by what is new (the round cache, events after an id).
+    """
+
+    def run() -> T:
+        with sessions() as db:
+            return fn(db)
+
+    bind = sessions.kw.get("bind")
+    if bind is not None and bind.dialect.name == "sqlite":
+        return run()
+    return await to_thread.run_sync(run, limiter=limiter)
 
 
 def dispose_engines() -> None:

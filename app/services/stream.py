@@ -13,23 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
-from anyio import to_thread
+from anyio import CapacityLimiter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import ServerSentEvent
 
+from app.core.db import read_session
 from app.models import TERMINAL, Event
 from app.services.events import events_after
 from worker.events import channel
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
+STREAM_THREADS = 4  # threads for the watch's and the streams' reads, apart from the request threads
 STREAM_RECHECK = 5.0  # a waiting stream re-reads its events at least this often, watch or not
 WATCH_IDLE_STOP = 30.0  # the watch stops after this long without a waiting stream
 
@@ -45,6 +49,14 @@ class EventWatch:
         self._changed: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._waiting = 0
+        self._limiter: CapacityLimiter | None = None
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        """``fn(session)``; where it needs a worker thread, one of the streams' own limiter, so that event
+        delivery does not queue behind the requests that fill the default one under load."""
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(STREAM_THREADS)
+        return await read_session(self._sessions, fn, limiter=self._limiter)
 
     async def wait_past(self, mark: int, timeout: float) -> None:
         """Return once the newest event id is above ``mark``, or after ``timeout`` seconds."""
@@ -62,9 +74,9 @@ class EventWatch:
         finally:
             self._waiting -= 1
 
-    def _max_id(self) -> int:
-        with self._sessions() as s:
-            return int(s.scalar(select(func.max(Event.id))) or 0)
+    @staticmethod
+    def _max_id(db: Session) -> int:
+        return int(db.scalar(select(func.max(Event.id))) or 0)
 
     async def _run(self) -> None:
         pubsub, client = await self._subscribe()
@@ -72,7 +84,7 @@ class EventWatch:
         try:
             while idle < WATCH_IDLE_STOP:
                 try:
-                    latest = await to_thread.run_sync(self._max_id)
+                    latest = await self.read(self._max_id)
                 except Exception as err:  # the database is down: streams re-check on their own timer
                     log.debug("event watch: %s", err)
                     latest = self.latest
@@ -119,20 +131,19 @@ async def _close(*closers: Any) -> None:
 
 
 def _fetch(
-    sessions: sessionmaker[Session], experiment_id: uuid.UUID, after: int
+    db: Session, experiment_id: uuid.UUID, after: int
 ) -> tuple[list[tuple[int, str, dict[str, Any]]], str | None]:
-    with sessions() as s:
-        rows, status = events_after(db_session=s, experiment_id=experiment_id, after=after)
-        return [(ev.id, ev.type, ev.data) for ev in rows], status
+    rows, status = events_after(db_session=db, experiment_id=experiment_id, after=after)
+    return [(ev.id, ev.type, ev.data) for ev in rows], status
 
 
 async def event_stream(
-    *, sessions: sessionmaker[Session], watch: EventWatch, experiment_id: uuid.UUID, last_event_id: int
+    *, watch: EventWatch, experiment_id: uuid.UUID, last_event_id: int
 ) -> AsyncIterator[ServerSentEvent]:
     after = last_event_id
     while True:
         mark = watch.latest  # before the read: anything stored after it moves the watch past the mark
-        rows, status = await to_thread.run_sync(_fetch, sessions, experiment_id, after)
+        rows, status = await watch.read(functools.partial(_fetch, experiment_id=experiment_id, after=after))
         for event_id, type_, data in rows:
             yield ServerSentEvent(data=json.dumps(data), event=type_, id=str(event_id))
             after = event_id

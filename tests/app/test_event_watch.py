@@ -50,7 +50,7 @@ def test_many_streams_share_one_poll_and_each_gets_every_event_once_promptly(tmp
         stored[ev_id] = time.time()
 
     async def follow(got: list[tuple[int, float]]) -> None:
-        async for sse in event_stream(sessions=sessions, watch=watch, experiment_id=exp_id, last_event_id=0):
+        async for sse in event_stream(watch=watch, experiment_id=exp_id, last_event_id=0):
             got.append((int(str(sse.id)), time.time()))
 
     async def main() -> tuple[list[list[tuple[int, float]]], int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from anyio import to_thread
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
@@ -17,6 +17,7 @@ from sse_starlette import EventSourceResponse
 from app.api.auth import WRITE
 from app.api.deps import DbDep, EventWatchDep, ExecutorDep, RoundCacheDep, SessionsDep, SettingsDep
 from app.api.presenters import experiment_out, round_out
+from app.core.db import read_session
 from app.models import Experiment
 from app.schemas import (
     MAX_INT,
@@ -40,6 +41,7 @@ from app.services.errors import BrokerUnavailable
 from app.services.stream import event_stream
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
+T = TypeVar("T")
 
 ERR = {"description": "error", "content": {"application/json": {"example": {"detail": "what went wrong"}}}}
 BROKER_DOWN = {
@@ -121,8 +123,8 @@ def create_experiment(
 
 
 @router.get("", response_model=ExperimentList)
-def list_experiments(
-    db: DbDep,
+async def list_experiments(
+    sessions: SessionsDep,
     rounds: RoundCacheDep,
     status_: Annotated[
         Status | None, Query(alias="status", description="only experiments in this status")
@@ -131,35 +133,46 @@ def list_experiments(
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> Response:
     """Experiments, newest first."""
-    items, total = svc.list_experiments(db_session=db, status=status_, limit=limit, offset=offset)
-    latest = rounds.latest_figures(db, {e.id: e.rounds_done for e in items})
-    return _json(ExperimentList(items=[experiment_out(e, latest.get(e.id)) for e in items], total=total))
+
+    def page(db: Session) -> Response:
+        items, total = svc.list_experiments(db_session=db, status=status_, limit=limit, offset=offset)
+        latest = rounds.latest_figures(db, {e.id: e.rounds_done for e in items})
+        return _json(ExperimentList(items=[experiment_out(e, latest.get(e.id)) for e in items], total=total))
+
+    return await read_session(sessions, page)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentDetail, responses={404: ERR})
-def get_experiment(experiment_id: uuid.UUID, db: DbDep, rounds: RoundCacheDep) -> Response:
+async def get_experiment(experiment_id: uuid.UUID, sessions: SessionsDep, rounds: RoundCacheDep) -> Response:
     """Spec, status, progress, the latest round's figures and the run's summary so far."""
-    exp = svc.read_experiment(db_session=db, experiment_id=experiment_id)
-    view = rounds.view(db, exp.id, exp.rounds_done)
-    out = experiment_out(exp, view.latest)
-    return _json(
-        ExperimentDetail(
-            **out.model_dump(), summary=view.summary(), info=exp.info, has_adapter=bool(exp.adapter_path)
+
+    def detail(db: Session) -> Response:
+        exp = svc.read_experiment(db_session=db, experiment_id=experiment_id)
+        view = rounds.view(db, exp.id, exp.rounds_done)
+        out = experiment_out(exp, view.latest)
+        return _json(
+            ExperimentDetail(
+                **out.model_dump(), summary=view.summary(), info=exp.info, has_adapter=bool(exp.adapter_path)
+            )
         )
-    )
+
+    return await read_session(sessions, detail)
 
 
 @router.get("/{experiment_id}/rounds", response_model=RoundList, responses={404: ERR})
-def list_rounds(
+async def list_rounds(
     experiment_id: uuid.UUID,
-    db: DbDep,
+    sessions: SessionsDep,
     rounds: RoundCacheDep,
     after: Annotated[int, Query(ge=0, le=MAX_INT, description="only rounds after this one")] = 0,
 ) -> Response:
     """Stored rounds with their full records (matrices included), in order; ``after=n`` skips rounds 1..n."""
-    exp = svc.read_experiment(db_session=db, experiment_id=experiment_id)
-    body = rounds.view(db, exp.id, exp.rounds_done).rounds_json(after)
-    return Response(content=body, media_type="application/json")
+
+    def body(db: Session) -> bytes:
+        exp = svc.read_experiment(db_session=db, experiment_id=experiment_id)
+        return rounds.view(db, exp.id, exp.rounds_done).rounds_json(after)
+
+    return Response(content=await read_session(sessions, body), media_type="application/json")
 
 
 @router.get("/{experiment_id}/rounds/{round_number}", response_model=RoundOut, responses={404: ERR})
@@ -209,7 +222,7 @@ async def follow_events(
     await to_thread.run_sync(exists)
     start = after if after is not None else _event_id(last_event_id)
     return EventSourceResponse(
-        event_stream(sessions=sessions, watch=watch, experiment_id=experiment_id, last_event_id=start),
+        event_stream(watch=watch, experiment_id=experiment_id, last_event_id=start),
         ping=15,
     )
 
