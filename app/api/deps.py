@@ -5,7 +5,7 @@ dependency in its thread pool, a hop that costs more than the lookup. Opening a
 session does no I/O (it connects on first use), so ``get_db`` opens it on the event
 loop too. Closing one that holds a connection is blocking I/O (rollback, back to the
 pool), done in worker threads of a capacity limiter of its own: with the default
-limiter's 40 threads all taken by requests waiting for a pooled connection, closes
+limiter's threads (``api_threads``) all taken by requests waiting for a pooled connection, closes
 queued behind them would never give one back (a deadlock until the pool's 30 s
 timeout, seen with 50 concurrent readers).
 """

@@ -60,10 +60,11 @@ BROKER_DOWN = {
 def _release(db: Session, exp: Experiment) -> ExperimentOut:
     """The stored experiment as sent back, then the session's connection back to the pool.
 
-    Sync routes run in a pool of 40 threads, and FastAPI serialises their responses and
-    closes their sessions on that pool too: a route that still held a connection while
-    newer requests filled every thread waiting for one stalled until the pool timeout
-    (100 concurrent submissions: 500s). Releasing it here breaks that cycle.
+    Sync routes run in a pool of ``api_threads`` threads, and FastAPI serialises their
+    responses there too: a route that still held a connection while newer requests filled
+    every thread waiting for one stalled until the pool timeout (100 concurrent
+    submissions: 500s). Releasing it here breaks that cycle (app/api/deps.py closes the
+    other routes' sessions on threads of their own).
     """
     db.refresh(exp)
     out = experiment_out(exp, None)
