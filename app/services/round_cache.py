@@ -12,7 +12,7 @@ per request at 60 rounds, growing with the run).
 Kept per experiment: each round's API JSON (``RoundOut``, serialised once), its
 headline figures (``RoundFigures``) and the few record fields ``summarize``
 reads. Experiments are evicted least recently used once the kept JSON passes
-``max_bytes``.
+``max_bytes`` or more than ``max_experiments`` are kept.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from app.schemas import RoundFigures
 from fedcore.summary import SUMMARY_KEYS, summarize
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_EXPERIMENTS = 256
 
 
 @dataclass
@@ -87,8 +88,9 @@ class _Entry:
 class RoundCache:
     """Per-process cache of rounds 1..n per experiment (see the module docstring)."""
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, max_experiments: int = DEFAULT_MAX_EXPERIMENTS) -> None:
         self.max_bytes = max_bytes
+        self.max_experiments = max_experiments
         self._entries: OrderedDict[uuid.UUID, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -152,6 +154,6 @@ class RoundCache:
     def _evict(self) -> None:
         with self._lock:
             total = sum(e.nbytes for e in self._entries.values())
-            while total > self.max_bytes and len(self._entries) > 1:
+            while (total > self.max_bytes or len(self._entries) > self.max_experiments) and len(self._entries) > 1:
                 _, old = self._entries.popitem(last=False)
                 total -= old.nbytes

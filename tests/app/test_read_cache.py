@@ -137,6 +137,10 @@ def test_a_reader_with_an_older_snapshot_gets_its_prefix_and_eviction_keeps_answ
                 assert view.rounds_json() == cache.view(s, exp_id, len(rows)).rounds_json()
                 assert list(tiny._entries) == [exp_id]
         figures = tiny.latest_figures(s, {exp_a: 6, exp_b: 3, uuid.uuid4(): 0})
+        few = RoundCache(max_experiments=2)
+        for exp_id in (exp_a, exp_b, uuid.uuid4(), uuid.uuid4()):  # unknown ids leave empty entries
+            few.view(s, exp_id, 0)
+        assert len(few._entries) == 2
     assert figures == {exp_a: round_figures(rows_a[5]), exp_b: round_figures(rows_b[2])}
 
 
