@@ -288,9 +288,17 @@ class LossGapSelector(Selector):
 
     Order: never-seen clients first (seeded random order), then seen clients by
     descending ``loss_global - loss_local`` (ties by id). Take the first M, then
-    replace ``floor(epsilon * M + 0.5)`` of the *seen* picks with the lowest gap by
-    uniform random picks from the clients not picked (exploration). Unseen picks are
-    never replaced: they are already exploration, and the gap needs one visit.
+    replace ``epsilon * M`` of the *seen* picks with the lowest gap by uniform random
+    picks from the clients not picked (exploration). Unseen picks are never replaced:
+    they are already exploration, and the gap needs one visit.
+
+    ``epsilon * M`` is rarely whole: it is rounded stochastically (``floor(epsilon * M)``
+    plus one more pick with probability equal to the fractional part, drawn from the
+    round's seeded RNG), so the exploration fraction is ``epsilon`` on average for any
+    M. Rounding to the nearest integer instead made the default ``epsilon = 0.1`` give
+    no exploration at all whenever M < 5: once every client had been seen, the same
+    few clients with the largest stale gaps (typically the most label-skewed ones)
+    were re-picked every round.
     """
 
     strategy = "loss_gap"
@@ -300,6 +308,15 @@ class LossGapSelector(Selector):
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.epsilon = epsilon
+
+    def _explore_count(self, rng: np.random.Generator) -> int:
+        """``epsilon * M`` rounded stochastically: exact in expectation (a whole number draws nothing)."""
+        expected = self.epsilon * self.per_round
+        whole = math.floor(expected + 1e-9)
+        frac = expected - whole
+        if frac <= 1e-9:
+            return whole
+        return whole + int(rng.random() < frac)
 
     def select(
         self,
@@ -316,7 +333,7 @@ class LossGapSelector(Selector):
         seen = seen_ids[order]
         picks = unseen[: self.per_round] + [int(k) for k in seen[: max(0, self.per_round - len(unseen))]]
         n_unseen = min(len(unseen), self.per_round)
-        n_explore = min(math.floor(self.epsilon * self.per_round + 0.5), self.per_round - n_unseen)
+        n_explore = min(self._explore_count(rng), self.per_round - n_unseen)
         rest = np.setdiff1d(np.arange(self.num_clients, dtype=np.int64), np.asarray(picks, dtype=np.int64))
         n_explore = min(n_explore, len(rest))
         explore = [int(k) for k in rng.choice(rest, size=n_explore, replace=False)] if n_explore else []

@@ -224,3 +224,25 @@ def test_state_written_per_client_by_the_first_checkpoints_still_loads(strategy:
     assert old.state_dict() == new.state_dict()
     assert _select(old, 3) == _select(new, 3)
     assert old.last(2) == _feedback(0)[1] and old.last(1) is None
+
+
+def test_loss_gap_explores_epsilon_of_picks_on_average_when_epsilon_m_is_fractional() -> None:
+    # Prepare: 20 clients, all seen, fixed gaps; M = 4 and epsilon = 0.1 -> 0.4 random picks per round
+    sel = make_selector("loss_gap", num_clients=20, per_round=4, num_examples=[1] * 20, seed=0, epsilon=0.1)
+    sel.update([ClientFeedback(client=k, round=0, loss_global=1.0 + k / 100, loss_local=1.0) for k in range(20)])
+    top = {19, 18, 17, 16}
+    # Execute
+    explored = [len(set(sel.select(r).selected) - top) for r in range(1, 401)]
+    # Assert: rounding 0.4 to the nearest integer would never explore; stochastic rounding does, 0.4 on average
+    assert set(explored) == {0, 1}
+    assert 0.3 < sum(explored) / len(explored) < 0.5
+    assert sel.select(7) == sel.select(7)  # still a pure function of (seed, round, feedback)
+
+
+def test_loss_gap_exploration_count_is_exact_when_epsilon_m_is_whole() -> None:
+    sel = make_selector("loss_gap", num_clients=20, per_round=4, num_examples=[1] * 20, seed=0, epsilon=0.5)
+    sel.update([ClientFeedback(client=k, round=0, loss_global=1.0 + k / 100, loss_local=1.0) for k in range(20)])
+    for r in range(1, 30):
+        rec = sel.select(r)
+        assert rec.selected[:2] == [19, 18] and len(set(rec.selected) - {19, 18, 17, 16}) == 2
+        assert "2 exploration picks" in rec.reason
