@@ -36,6 +36,20 @@ async def get_sessions(request: Request) -> sessionmaker[Session]:
 CLOSERS = 8  # threads that may close sessions at once
 
 
+def _limiter(request: Request, name: str, tokens: int) -> CapacityLimiter:
+    """The app's capacity limiter ``name``, made on first use (on the event loop that uses it)."""
+    state = request.app.state
+    limiter = getattr(state, name, None)
+    if limiter is None:
+        limiter = CapacityLimiter(tokens)
+        setattr(state, name, limiter)
+    return limiter
+
+
+async def get_read_limiter(request: Request) -> CapacityLimiter:
+    return _limiter(request, "read_limiter", request.app.state.settings.api_read_threads)
+
+
 async def get_db(
     request: Request, sessions: Annotated[sessionmaker[Session], Depends(get_sessions)]
 ) -> AsyncIterator[Session]:
@@ -44,11 +58,7 @@ async def get_db(
         yield session
     finally:
         if session.in_transaction():  # a connection to give back
-            state = request.app.state
-            limiter = getattr(state, "close_limiter", None)
-            if limiter is None:  # made on the event loop that uses it
-                limiter = state.close_limiter = CapacityLimiter(CLOSERS)
-            await to_thread.run_sync(session.close, limiter=limiter)
+            await to_thread.run_sync(session.close, limiter=_limiter(request, "close_limiter", CLOSERS))
         else:
             session.close()
 
@@ -71,3 +81,4 @@ DbDep = Annotated[Session, Depends(get_db)]
 ExecutorDep = Annotated[Executor, Depends(get_executor)]
 RoundCacheDep = Annotated[RoundCache, Depends(get_round_cache)]
 EventWatchDep = Annotated[EventWatch, Depends(get_event_watch)]
+ReadLimiterDep = Annotated[CapacityLimiter, Depends(get_read_limiter)]

@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from app.api.auth import WRITE
-from app.api.deps import DbDep, EventWatchDep, ExecutorDep, RoundCacheDep, SessionsDep, SettingsDep
+from app.api.deps import (
+    DbDep,
+    EventWatchDep,
+    ExecutorDep,
+    ReadLimiterDep,
+    RoundCacheDep,
+    SessionsDep,
+    SettingsDep,
+)
 from app.api.presenters import experiment_out, round_out
 from app.core.db import read_session
 from app.models import Experiment
@@ -127,6 +135,7 @@ def create_experiment(
 async def list_experiments(
     sessions: SessionsDep,
     rounds: RoundCacheDep,
+    limiter: ReadLimiterDep,
     status_: Annotated[
         Status | None, Query(alias="status", description="only experiments in this status")
     ] = None,
@@ -140,11 +149,13 @@ async def list_experiments(
         latest = rounds.latest_figures(db, {e.id: e.rounds_done for e in items})
         return _json(ExperimentList(items=[experiment_out(e, latest.get(e.id)) for e in items], total=total))
 
-    return await read_session(sessions, page)
+    return await read_session(sessions, page, limiter=limiter)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentDetail, responses={404: ERR})
-async def get_experiment(experiment_id: uuid.UUID, sessions: SessionsDep, rounds: RoundCacheDep) -> Response:
+async def get_experiment(
+    experiment_id: uuid.UUID, sessions: SessionsDep, rounds: RoundCacheDep, limiter: ReadLimiterDep
+) -> Response:
     """Spec, status, progress, the latest round's figures and the run's summary so far."""
 
     def detail(db: Session) -> Response:
@@ -157,7 +168,7 @@ async def get_experiment(experiment_id: uuid.UUID, sessions: SessionsDep, rounds
             )
         )
 
-    return await read_session(sessions, detail)
+    return await read_session(sessions, detail, limiter=limiter)
 
 
 @router.get("/{experiment_id}/rounds", response_model=RoundList, responses={404: ERR})
@@ -165,6 +176,7 @@ async def list_rounds(
     experiment_id: uuid.UUID,
     sessions: SessionsDep,
     rounds: RoundCacheDep,
+    limiter: ReadLimiterDep,
     after: Annotated[int, Query(ge=0, le=MAX_INT, description="only rounds after this one")] = 0,
 ) -> Response:
     """Stored rounds with their full records (matrices included), in order; ``after=n`` skips rounds 1..n."""
@@ -173,7 +185,7 @@ async def list_rounds(
         exp = svc.read_experiment(db_session=db, experiment_id=experiment_id)
         return rounds.view(db, exp.id, exp.rounds_done).rounds_json(after)
 
-    return Response(content=await read_session(sessions, body), media_type="application/json")
+    return Response(content=await read_session(sessions, body, limiter=limiter), media_type="application/json")
 
 
 @router.get("/{experiment_id}/rounds/{round_number}", response_model=RoundOut, responses={404: ERR})
