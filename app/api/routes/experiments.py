@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
@@ -49,7 +49,6 @@ from app.services.errors import BrokerUnavailable
 from app.services.stream import event_stream
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
-T = TypeVar("T")
 
 ERR = {"description": "error", "content": {"application/json": {"example": {"detail": "what went wrong"}}}}
 BROKER_DOWN = {
