@@ -50,7 +50,13 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
 
     spec = preset("paper-dense", **{**base, **overrides, "seed": seed})
     t0 = time.perf_counter()
-    run = run_simulation(spec, context=build_context(spec))
+
+    def progress(r: Any) -> None:  # a run takes minutes: say where it is after every round
+        acc = r.metrics.get("accuracy")
+        print(f"    {name} seed {seed}: round {r.round}/{spec.rounds}, accuracy "
+              f"{'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    run = run_simulation(spec, context=build_context(spec), on_round_end=progress)
     rounds = [r.to_dict() for r in run.rounds]
     s = summarize(rounds)
     train = [sum(c["train_time"] for c in r["clients"]) for r in rounds]
