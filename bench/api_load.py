@@ -187,6 +187,10 @@ class Results:
     stream_errors: list[str] = field(default_factory=list)
 
 
+# what RawHttp.get raises for a broken connection or a malformed answer
+HTTP_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError)
+
+
 class RawHttp:
     """One keep-alive HTTP/1.1 connection issuing GETs: a few dozen lines of asyncio streams instead of a
     full client, so that the load generator, which shares the machine, costs little CPU per request."""
@@ -209,7 +213,7 @@ class RawHttp:
                           if line.lower().startswith(b"content-length:"))
             await self.reader.readexactly(length)
             return int(head.split(b" ", 2)[1])
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError):
+        except HTTP_ERRORS:
             await self.close()
             raise
 
@@ -231,7 +235,7 @@ async def read_loop(base: str, exp_id: str, offset: int, until: float, out: Resu
             t0 = time.perf_counter()
             try:
                 ok = await conn.get(paths[i % 3]) == 200
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError):
+            except HTTP_ERRORS:
                 ok = False
             t1 = time.perf_counter()
             out.reads.append((name, t1, t1 - t0, ok))

@@ -38,23 +38,21 @@ DEFAULT_MAX_EXPERIMENTS = 256
 
 @dataclass
 class RoundsView:
-    """Rounds 1..n of one experiment as the API shows them."""
+    """Rounds 1..n of one experiment as the API shows them (the entry's lists only grow)."""
 
     n: int
-    fragments: Sequence[bytes]  # RoundOut JSON of rounds 1..n
-    figures: Sequence[RoundFigures]
     _entry: _Entry
 
     @property
     def latest(self) -> RoundFigures | None:
-        return self.figures[-1] if self.figures else None
+        return self._entry.figures[self.n - 1] if self.n else None
 
     def summary(self) -> dict[str, Any]:
         return self._entry.summary(self.n)
 
     def rounds_json(self, after: int = 0) -> bytes:
         """The body of GET /rounds: ``{"items": [rounds after ``after``], "total": count}``."""
-        items = self.fragments[after:] if after < self.n else ()
+        items = self._entry.fragments[after : self.n] if after < self.n else []
         return b'{"items":[' + b",".join(items) + b'],"total":' + str(len(items)).encode() + b"}"
 
 
@@ -98,6 +96,7 @@ class RoundCache:
         """Rounds 1..``rounds_done`` (the value the caller just read), reading only rounds not kept yet."""
         with self._lock:
             entry = self._entries.get(experiment_id)
+            grown = entry is None
             if entry is None:
                 entry = self._entries[experiment_id] = _Entry()
             self._entries.move_to_end(experiment_id)
@@ -115,10 +114,11 @@ class RoundCache:
                         f"found {[r.round for r in rows]}"
                     )
                 entry.extend(rows)
+                grown = True
             n = min(rounds_done, len(entry.fragments))  # a reader with an older snapshot gets its prefix
-            view = RoundsView(n=n, fragments=entry.fragments[:n], figures=entry.figures[:n], _entry=entry)
-        self._evict()
-        return view
+        if grown:  # the common read adds nothing: no need to look at the other entries
+            self._evict()
+        return RoundsView(n=n, _entry=entry)
 
     def latest_figures(
         self, db_session: Session, rounds_done: dict[uuid.UUID, int]
