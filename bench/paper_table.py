@@ -100,7 +100,22 @@ def _pm(values: list[float], scale: float = 100.0) -> str:
     return f"{m:.1f} ± {(max(values) - min(values)) * scale / 2:.1f}"
 
 
-def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float] | None = None) -> str:
+def plot(results: list[dict[str, Any]]) -> str:
+    """Accuracy per round of every run as an SVG: a colour per configuration, drop mode dashed."""
+    from _plot import Group, Reference, line_chart
+
+    names = list(dict.fromkeys(r["name"] for r in results))
+    groups = [Group(n, [[a * 100 for a in r["accuracy"]] for r in results if r["name"] == n],
+                    dash=1 if n.startswith("drop") else 2 if "," in n else 0) for n in names]
+    values = [a for g in groups for run in g.runs for a in run]
+    return line_chart(groups, title="SNLI test accuracy per round (MiniLM-L6, non-IID clients)", x_label="round",
+                      y_label="test accuracy %", y_range=(min(25.0, min(values)), max(80.0, max(values))),
+                      references=[Reference(65.0, "65%: the bar for the dense baseline"),
+                                  Reference(100 / 3, "uniform chance")])
+
+
+def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float] | None = None,
+          plot_name: str = "") -> str:
     names = list(dict.fromkeys(r["name"] for r in results))
     by = {n: [r for r in results if r["name"] == n] for n in names}
     dense = by.get("dense FedAvg")
@@ -152,7 +167,8 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         verdicts.append(line)
     dense_ok = (f"- dense baseline >= 65%: {'met' if d_acc is not None and d_acc >= 0.65 else 'NOT met'} "
                 f"({d_acc * 100:.1f}%)" if d_acc is not None else "")
-    per_round = ["", "Accuracy per round (%), each run:", "",
+    plotted = f" (plotted in [{plot_name}]({plot_name}))" if plot_name else ""
+    per_round = ["", f"Accuracy per round (%), each run{plotted}:", "",
                  "| configuration | seed | " + " | ".join(f"r{i + 1}" for i in range(len(results[0]["accuracy"])))
                  + " |", "|---|---:|" + "---:|" * len(results[0]["accuracy"])]
     for r in results:
@@ -260,9 +276,12 @@ def main() -> int:
         timing_file.write_text(json.dumps(timing))
     from _report import save
 
-    text = table(results, settings, timing)
+    svg = RESULTS / f"paper_table{'-quick' if args.quick else ''}.svg"
+    text = table(results, settings, timing, plot_name=svg.name)
     print(text)
     save("paper_table", text, args)
+    svg.write_text(plot(results), encoding="utf-8")
+    print(f"saved {svg}", file=sys.stderr)
     (RESULTS / f"paper_table{'-quick' if args.quick else ''}.json").write_text(json.dumps(results, indent=1))
     return 0
 

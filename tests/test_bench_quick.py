@@ -37,3 +37,10 @@ def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_p
     assert saved, f"{script} saved no *-quick.md table in {tmp_path}"
     text = saved[0].read_text()
     assert "- machine: " in text and "- command: `python " in text and "--quick" in text
+    if script == "paper_table.py":  # accuracy per round of every run, plotted
+        import xml.etree.ElementTree as ET
+
+        root = ET.fromstring((tmp_path / "paper_table-quick.svg").read_text())
+        names = [g.attrib["data-name"] for g in root.iter("{http://www.w3.org/2000/svg}g")]
+        assert names == ["dense FedAvg", "mask s=0.9", "drop s=0.9"]
+        assert "(plotted in [paper_table-quick.svg](paper_table-quick.svg))" in text
