@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from fedcore.accounting import OpsCount, payload_bytes, serialize_payload, step_ops
 from fedcore.context import RunContext
 from fedcore.importance import confidence_importance, gradient_importance
-from fedcore.lora_state import PEFT_PREFIX, State, state_to
+from fedcore.lora_state import PEFT_PREFIX, LoraLayout, State, state_to
 from fedcore.models.families import Batch
 from fedcore.pruning import choose_kept
 
@@ -149,6 +149,26 @@ def _freeze_restorer(ctx: RunContext, model: nn.Module, kept: Tensor) -> Callabl
     return restore
 
 
+def _dropped_state(model: nn.Module, layout: LoraLayout) -> State:
+    """The LoRA state of a copy with heads removed: head-specific tensors hold only the kept slices."""
+    with warnings.catch_warnings():  # a dropped model's zero-width slices are intended
+        warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape")
+        local = get_peft_model_state_dict(model)
+    return {k: local[k] for k in layout.keys}
+
+
+def _to_full_model(ctx: RunContext, dropped: nn.Module, kept: Tensor, global_state: State) -> nn.Module:
+    """Drop mode's dense tail: the shared model, holding what the dropped copy has learned so far.
+
+    The copy's shared halves, classifier and kept slices go into the full LoRA state; the
+    pruned heads' slices keep the received global values (and stay frozen from here on).
+    """
+    fill = state_to(global_state, ctx.device)
+    full = ctx.layout.expand_state(_dropped_state(dropped, ctx.layout), kept, fill)
+    set_peft_model_state_dict(ctx.model, full)
+    return ctx.model
+
+
 def train_client(
     ctx: RunContext,
     task: ClientTask,
@@ -178,9 +198,14 @@ def train_client(
     # 2. heads to keep
     kept = choose_kept(importance, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block)
 
-    # 3. the local model: the shared one (mask) or a copy with heads removed (drop)
+    # 3. the local model: the shared one (mask) or a copy with heads removed (drop); with
+    #    drop_dense_steps, the last steps of drop mode switch to the shared one (see _to_full_model)
+    steps = _local_steps(ctx, len(idx))
+    drop = spec.sparsity > 0 and spec.prune_mode == "drop"
+    dense_tail = min(spec.drop_dense_steps, steps) if drop else 0
+    dropped = drop and dense_tail < steps  # some steps run on the copy with heads removed
     restore: Callable[[], None] | None = None
-    if spec.sparsity > 0 and spec.prune_mode == "drop":
+    if dropped:
         from fedcore.drop import drop_heads
 
         model = copy.deepcopy(ctx.model)
@@ -193,18 +218,22 @@ def train_client(
     # 4. local training
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    steps = _local_steps(ctx, len(idx))
     opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     model.train()
     order: list[int] = []
     losses: list[float] = []
     ops = OpsCount(0.0, 0.0)
     ops_dense = OpsCount(0.0, 0.0)
-    kept_for_ops = kept if (spec.sparsity > 0 and spec.prune_mode == "drop") else None
     t_train = time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):
         if should_stop is not None and should_stop():
             raise Cancelled(f"stopped during round {task.round}, client {task.client}")
+        if dropped and step == steps - dense_tail:  # the dense tail: carry on on the full model
+            model = _to_full_model(ctx, model, kept, task.global_state)
+            dropped = False
+            restore = _freeze_restorer(ctx, model, kept)
+            opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+            model.train()
         if len(order) < spec.batch_size:
             order += [idx[i] for i in rng.permutation(len(idx))]
         chosen, order = order[: spec.batch_size], order[spec.batch_size :]
@@ -221,7 +250,7 @@ def train_client(
         n = int(batch["input_ids"].shape[0])
         kw = dict(batch=n, enc_len=enc_len, dec_len=dec_len, lora_r=spec.lora_r, lora_targets=spec.lora_targets,
                   train_classifier=ctx.task == "classification")
-        ops = ops + step_ops(ctx.arch, kept=kept_for_ops, **kw)  # type: ignore[arg-type]
+        ops = ops + step_ops(ctx.arch, kept=kept if dropped else None, **kw)  # type: ignore[arg-type]
         ops_dense = ops_dense + step_ops(ctx.arch, kept=None, **kw)  # type: ignore[arg-type]
     train_time = time.perf_counter() - t_train
     model.eval()
@@ -229,14 +258,8 @@ def train_client(
     # 5. loss of the trained local model on the same sample (loss-gap selection)
     loss_local = mean_loss(ctx, model, probe)
 
-    # 6. upload: shared halves + kept slices (drop-mode tensors are already sliced)
-    with warnings.catch_warnings():  # a dropped model's zero-width slices are intended
-        warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape")
-        local = get_peft_model_state_dict(model)
-    if spec.sparsity > 0 and spec.prune_mode == "drop":
-        sliced = {k: local[k] for k in layout.keys}
-    else:
-        sliced = layout.slice_state(local, kept)
+    # 6. upload: shared halves + kept slices (a dropped copy's tensors are already sliced)
+    sliced = _dropped_state(model, layout) if dropped else layout.slice_state(get_peft_model_state_dict(model), kept)
     upload = layout.upload(sliced, kept, importance)
     blob = serialize_payload(upload)
     # the dense counterfactual: a full LoRA state in the same wire format (same shapes as the global one)

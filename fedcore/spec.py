@@ -127,6 +127,12 @@ class ExperimentSpec(BaseModel):
     min_heads_per_block: int = Field(
         0, ge=0, le=128, description="Keep at least this many heads in every attention block."
     )
+    drop_dense_steps: int = Field(
+        0, ge=0, le=100_000,
+        description="'drop' mode: the last N local steps of a round train the full model instead (pruned "
+        "heads' slices frozen, as in 'mask'), so the shared LoRA halves and the classifier also learn on the "
+        "network that is evaluated; 0: every step on the pruned copy.",
+    )
 
     # --- aggregation & selection --------------------------------------------
     aggregation: Literal["fedavg", "masked_fedavg", "head_weighted"] = Field(

@@ -1,16 +1,18 @@
-"""One client's round: frozen slices in mask mode, what is uploaded, seeded repeatability."""
+"""One client's round: frozen slices in mask mode, drop mode's dense tail, what is uploaded, seeded repeatability."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from peft import get_peft_model_state_dict
 
 from fedcore.accounting import deserialize_payload
-from fedcore.client import ClientTask, train_client
+from fedcore.client import ClientTask, _dropped_state, _to_full_model, load_global, train_client
 from fedcore.context import build_context
-from fedcore.lora_state import KEPT_KEY
+from fedcore.drop import drop_heads
+from fedcore.lora_state import KEPT_KEY, PEFT_PREFIX, HeadParam
 from fedcore.spec import preset
 
 
@@ -68,3 +70,69 @@ def test_excluding_special_tokens_changes_confidence_on_encoder_queries() -> Non
     assert plain.shape == excl.shape == (n, h)
     assert not torch.allclose(plain, excl)
     assert ((plain > 0) & (plain <= 1)).all()
+
+
+def _units(state: dict, hp: HeadParam, kept_mask: torch.Tensor) -> torch.Tensor:
+    """The rows of ``hp``'s tensor in ``state``, one per head (or kv group), where ``kept_mask`` is set."""
+    return state[hp.key].movedim(hp.axis, 0).reshape(hp.units, -1)[kept_mask]
+
+
+def test_drop_dense_tail_carries_the_dropped_copy_over_to_the_full_model() -> None:
+    ctx = build_context(preset("smoke", sparsity=0.5, prune_mode="drop"))
+    g = {k: (torch.randn_like(v) if "lora_B" in k else v.clone()) for k, v in ctx.initial_state.items()}
+    load_global(ctx, g)
+    kept = torch.zeros(len(ctx.blocks), ctx.blocks[0].num_heads, dtype=torch.bool)
+    kept[:, 0] = True
+    kept[1, 1] = True
+    dropped = copy.deepcopy(ctx.model)
+    drop_heads(dropped, ctx.blocks, kept, prefix=PEFT_PREFIX)
+    with torch.no_grad():  # stand-in for training the copy: every trainable tensor moves
+        for p in dropped.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p))
+    trained = _dropped_state(dropped, ctx.layout)
+    full = get_peft_model_state_dict(_to_full_model(ctx, dropped, kept, g))
+    for k in ctx.layout.shared_keys:
+        assert torch.equal(full[k], trained[k]), k
+    for hp in ctx.layout.head_params:
+        mask = ctx.layout.unit_mask(hp, kept)
+        assert torch.equal(_units(full, hp, mask), trained[hp.key].movedim(hp.axis, 0).reshape(int(mask.sum()), -1))
+        assert torch.equal(_units(full, hp, ~mask), _units(g, hp, ~mask)), hp.key
+
+
+def test_drop_dense_tail_as_long_as_the_round_is_mask_mode() -> None:
+    steps = 4
+    ctx = build_context(preset("smoke", sparsity=0.5, local_steps=steps))
+    task = ClientTask(round=2, client=1, global_state=ctx.initial_state)
+    mask = train_client(ctx, task)
+    ctx_tail = build_context(preset("smoke", sparsity=0.5, local_steps=steps, prune_mode="drop",
+                                    drop_dense_steps=steps + 3))
+    tail = train_client(ctx_tail, task)
+    assert tail.payload == mask.payload and tail.loss_local == mask.loss_local
+    assert (tail.ops, tail.ops_attention) == (mask.ops, mask.ops_attention)
+
+
+def test_drop_dense_tail_trains_both_phases_and_counts_each_phase_ops() -> None:
+    steps = 4
+    g0 = build_context(preset("smoke")).initial_state
+    g = {k: (torch.randn_like(v) if "lora_B" in k else v.clone()) for k, v in g0.items()}
+    task = ClientTask(round=2, client=1, global_state=g)
+    runs = {}
+    for k in (0, 2, steps):
+        ctx = build_context(preset("smoke", sparsity=0.5, local_steps=steps, prune_mode="drop", drop_dense_steps=k))
+        runs[k] = (ctx, train_client(ctx, task))
+    drop, tail, mask = runs[0][1], runs[2][1], runs[steps][1]
+    assert drop.kept == tail.kept == mask.kept
+    assert len({drop.payload, tail.payload, mask.payload}) == 3  # both phases change the upload
+    assert drop.ops < tail.ops < mask.ops and drop.ops_attention < tail.ops_attention < mask.ops_attention
+    assert drop.ops_dense == tail.ops_dense == mask.ops_dense
+    # the tail trained the full model: its pruned heads' slices are still the global ones, kept ones moved
+    ctx = runs[2][0]
+    local = get_peft_model_state_dict(ctx.model)
+    kept = torch.tensor(tail.kept)
+    moved = 0
+    for hp in ctx.layout.head_params:
+        m = ctx.layout.unit_mask(hp, kept)
+        assert torch.equal(_units(local, hp, ~m), _units(g, hp, ~m)), hp.key
+        moved += int(not torch.equal(_units(local, hp, m), _units(g, hp, m)))
+    assert moved > 0
