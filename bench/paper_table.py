@@ -8,11 +8,13 @@ accuracy (mean and spread over seeds), the change vs dense, uplink bytes per
 round, the communication advantage (uplink, and both directions), the OPs
 reduction (whole step, and attention + LoRA), client training time per round
 and wall time per round with speed-ups vs dense, and per-round accuracy of
-every run.
+every run (also plotted: bench/results/paper_table.svg). ``--extra`` adds the
+variants tried to close the gaps at s = 0.9.
 
     python bench/paper_table.py             # full: 2 seeds x 9 configurations (a few hours on 2 cores)
     python bench/paper_table.py --quick     # smoke check: 1 seed, dense / mask 0.9 / drop 0.9, 2 tiny rounds
     python bench/paper_table.py --resume    # keep the runs saved so far, do the rest
+    python bench/paper_table.py --extra --resume  # add the variants tried at s = 0.9 (6 more runs)
     python bench/paper_table.py --report    # the table of the runs saved so far, running nothing
 """
 
@@ -39,6 +41,15 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
                                         "selection": "loss_gap"}),
     ("mask s=0.9, random selection", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "head_weighted",
                                       "selection": "random"}),
+]
+# --extra: variants tried to close the gaps at s = 0.9 (not part of the issue's table; ~40 more minutes)
+TAIL = 4  # dense steps at the end of each drop-mode round: 11 x ~0.6 + 4 x 1 of a dense round's compute
+EXTRA: list[tuple[str, dict[str, Any]]] = [
+    (f"drop s=0.9, last {TAIL} steps dense", {"sparsity": 0.9, "prune_mode": "drop", "drop_dense_steps": TAIL,
+                                                **PRUNED}),
+    ("mask s=0.9, per-block ranking", {"sparsity": 0.9, "prune_mode": "mask", "prune_ranking": "per_block", **PRUNED}),
+    ("mask s=0.9, head-coverage selection", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "head_weighted",
+                                             "selection": "head_coverage"}),
 ]
 QUICK = {"dense FedAvg", "mask s=0.9", "drop s=0.9"}
 
@@ -70,7 +81,7 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
     }
 
 
-def side_by_side(base: dict[str, Any], reps: int) -> dict[str, float]:
+def side_by_side(base: dict[str, Any], reps: int, extra: bool = False) -> dict[str, float]:
     """Median local-training seconds of one client round per configuration, measured interleaved.
 
     The runs of the table are minutes apart on a shared machine, so their times drift with
@@ -83,6 +94,8 @@ def side_by_side(base: dict[str, Any], reps: int) -> dict[str, float]:
 
     timed = [("dense FedAvg", {"sparsity": 0.0}), ("mask s=0.9", {"sparsity": 0.9, "prune_mode": "mask"}),
              *[(f"drop s={s}", {"sparsity": s, "prune_mode": "drop"}) for s in (0.5, 0.7, 0.9)]]
+    if extra:
+        timed += [(n, o) for n, o in EXTRA if o.get("prune_mode") == "drop"]
     ctxs = {name: build_context(preset("paper-dense", **{**base, **ov, "seed": 0})) for name, ov in timed}
     times: dict[str, list[float]] = {name: [] for name, _ in timed}
     for rep in range(reps + 1):
@@ -145,8 +158,9 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
             f"{tr:.1f} | {d_train / tr if d_train else float('nan'):.2f}x | {wall:.1f} | "
             f"{d_wall / wall if d_wall else float('nan'):.2f}x |")
     verdicts = []
-    for mode in ("mask", "drop"):
-        rs = by.get(f"{mode} s=0.9")
+    for mode in ("mask", "drop", f"drop s=0.9, last {TAIL} steps dense"):
+        row = mode if " " in mode else f"{mode} s=0.9"
+        rs = by.get(row)
         if not rs or d_acc is None:
             continue
         gap = (d_acc - statistics.mean(r["final_accuracy"] for r in rs)) * 100
@@ -155,13 +169,13 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
             acc_verdict = f"not judged, the dense baseline is under 65% ({gap:.1f} points below it)"
         else:
             acc_verdict = f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:.1f} points below)"
-        line = (f"- {mode} s=0.9: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
+        line = (f"- {row}: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
                 f"{'met' if adv >= 1.8 else 'NOT met'} ({adv:.2f}x)")
-        if mode == "drop" and timing:
-            sp = timing["dense FedAvg"] / timing["drop s=0.9"]
+        if mode.startswith("drop") and timing and row in timing:
+            sp = timing["dense FedAvg"] / timing[row]
             line += (f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x, "
                      "side-by-side timing below)")
-        elif mode == "drop" and d_train:
+        elif mode.startswith("drop") and d_train:
             sp = d_train / statistics.mean(r["train_time_per_round"] for r in rs)
             line += f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x)"
         verdicts.append(line)
@@ -212,6 +226,9 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=d.learning_rate)
     ap.add_argument("--eval-size", type=int, default=d.eval_size)
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
+    ap.add_argument("--extra", action="store_true",
+                    help="also the variants tried to close the gaps at s = 0.9 (drop with a dense tail, per-block "
+                         "ranking, head-coverage selection): 6 more runs")
     ap.add_argument("--timing-reps", type=int, default=5, help="repetitions of the side-by-side timing (0: skip)")
     ap.add_argument("--timing", action="store_true", help="with --report: measure the side-by-side timing now")
     ap.add_argument("--report", action="store_true",
@@ -225,7 +242,8 @@ def main() -> int:
     base = {"partition": "dirichlet", "dirichlet_alpha": args.alpha, "num_clients": args.clients,
             "clients_per_round": args.per_round, "rounds": args.rounds, "local_steps": args.steps,
             "learning_rate": args.lr, "eval_size": args.eval_size, "batch_size": 16, "max_seq_len": 64}
-    configs = [(n, o) for n, o in CONFIGS if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
+    every = CONFIGS + (EXTRA if args.extra else [])
+    configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     from _report import RESULTS
 
     partial = RESULTS / f"paper_table{'-quick' if args.quick else ''}.partial.json"
@@ -269,7 +287,7 @@ def main() -> int:
     timing_file = RESULTS / f"paper_table{'-quick' if args.quick else ''}.timing.json"
     timing = None
     if args.timing_reps and (args.timing or not args.report):
-        timing = side_by_side(base, 1 if args.quick else args.timing_reps)
+        timing = side_by_side(base, 1 if args.quick else args.timing_reps, extra=args.extra)
     elif args.report and timing_file.exists():
         timing = json.loads(timing_file.read_text())
     if timing:
