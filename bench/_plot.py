@@ -16,7 +16,7 @@ from html import escape
 
 # Okabe-Ito's colour-blind-friendly palette (its pale yellow swapped for brown, legible on white), then greys
 PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#8C564B", "#0072B2", "#D55E00", "#CC79A7",
-           "#999999", "#666666", "#BBBBBB"]
+           "#999999", "#666666", "#7B3294", "#1B7837", "#BBBBBB"]
 DASHES = ["", "6 3", "2 3", "8 3 2 3"]
 
 
