@@ -44,9 +44,9 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
 ]
 # --extra: variants tried to close the gaps at s = 0.9 (not part of the table; ~40 more minutes)
 TAIL = 4  # dense steps at the end of each drop-mode round: 11 x ~0.6 + 4 x 1 of a dense round's compute
+TAIL_ROW = f"drop s=0.9, last {TAIL} steps dense"
 EXTRA: list[tuple[str, dict[str, Any]]] = [
-    (f"drop s=0.9, last {TAIL} steps dense", {"sparsity": 0.9, "prune_mode": "drop", "drop_dense_steps": TAIL,
-                                                **PRUNED}),
+    (TAIL_ROW, {"sparsity": 0.9, "prune_mode": "drop", "drop_dense_steps": TAIL, **PRUNED}),
     ("mask s=0.9, per-block ranking", {"sparsity": 0.9, "prune_mode": "mask", "prune_ranking": "per_block", **PRUNED}),
     ("mask s=0.9, head-coverage selection", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "head_weighted",
                                              "selection": "head_coverage"}),
@@ -158,8 +158,8 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
             f"{tr:.1f} | {d_train / tr if d_train else float('nan'):.2f}x | {wall:.1f} | "
             f"{d_wall / wall if d_wall else float('nan'):.2f}x |")
     verdicts = []
-    for mode in ("mask", "drop", f"drop s=0.9, last {TAIL} steps dense"):
-        row = mode if " " in mode else f"{mode} s=0.9"
+    for row in ("mask s=0.9", "drop s=0.9", TAIL_ROW):
+        drop = row.startswith("drop")
         rs = by.get(row)
         if not rs or d_acc is None:
             continue
@@ -171,11 +171,11 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
             acc_verdict = f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:.1f} points below)"
         line = (f"- {row}: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
                 f"{'met' if adv >= 1.8 else 'NOT met'} ({adv:.2f}x)")
-        if mode.startswith("drop") and timing and row in timing:
+        if drop and timing and row in timing:
             sp = timing["dense FedAvg"] / timing[row]
             line += (f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x, "
                      "side-by-side timing below)")
-        elif mode.startswith("drop") and d_train:
+        elif drop and d_train:
             sp = d_train / statistics.mean(r["train_time_per_round"] for r in rs)
             line += f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x)"
         verdicts.append(line)
@@ -246,9 +246,10 @@ def main() -> int:
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     from _report import RESULTS
 
-    partial = RESULTS / f"paper_table{'-quick' if args.quick else ''}.partial.json"
+    stem = "paper_table-quick" if args.quick else "paper_table"
+    partial = RESULTS / f"{stem}.partial.json"
     saved: list[dict[str, Any]] = []
-    committed = RESULTS / f"paper_table{'-quick' if args.quick else ''}.json"  # the last table's runs
+    committed = RESULTS / f"{stem}.json"  # the last table's runs
     source = partial if partial.exists() else committed
     if (args.resume or args.report) and source.exists():
         saved = [r for r in json.loads(source.read_text()) if r.get("base") == base]
@@ -284,7 +285,7 @@ def main() -> int:
     if not results:
         print("no runs saved yet", file=sys.stderr)
         return 1
-    timing_file = RESULTS / f"paper_table{'-quick' if args.quick else ''}.timing.json"
+    timing_file = RESULTS / f"{stem}.timing.json"
     timing = None
     if args.timing_reps and (args.timing or not args.report):
         timing = side_by_side(base, 1 if args.quick else args.timing_reps, extra=args.extra)
@@ -294,13 +295,13 @@ def main() -> int:
         timing_file.write_text(json.dumps(timing))
     from _report import save
 
-    svg = RESULTS / f"paper_table{'-quick' if args.quick else ''}.svg"
+    svg = RESULTS / f"{stem}.svg"
     text = table(results, settings, timing, plot_name=svg.name)
     print(text)
     save("paper_table", text, args)
     svg.write_text(plot(results), encoding="utf-8")
     print(f"saved {svg}", file=sys.stderr)
-    (RESULTS / f"paper_table{'-quick' if args.quick else ''}.json").write_text(json.dumps(results, indent=1))
+    committed.write_text(json.dumps(results, indent=1))
     return 0
 
 
