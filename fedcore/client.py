@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from fedcore.accounting import OpsCount, payload_bytes, serialize_payload, step_ops
 from fedcore.context import RunContext
-from fedcore.importance import confidence_importance, gradient_importance
+from fedcore.importance import confidence_and_loss, gradient_importance
 from fedcore.lora_state import PEFT_PREFIX, LoraLayout, State, state_to
 from fedcore.models.families import Batch
 from fedcore.pruning import choose_kept
@@ -190,10 +190,11 @@ def train_client(
     num_blocks, num_heads = len(ctx.blocks), ctx.blocks[0].num_heads
     if spec.importance == "gradient":
         importance = gradient_importance(ctx.family, ctx.model, probe, ctx.blocks, prefix=PEFT_PREFIX)
-    else:
+        loss_global = mean_loss(ctx, ctx.model, probe)
+    else:  # the global model's loss on the sample comes from the same forward passes
         exclude = ctx.special_ids if spec.importance_exclude_special else []
-        importance = confidence_importance(ctx.family, ctx.model, probe, num_blocks, num_heads, exclude_ids=exclude)
-    loss_global = mean_loss(ctx, ctx.model, probe)
+        importance, loss_global = confidence_and_loss(ctx.family, ctx.model, probe, num_blocks, num_heads,
+                                                      exclude_ids=exclude)
 
     # 2. heads to keep
     kept = choose_kept(importance, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block)

@@ -30,13 +30,31 @@ def confidence_importance(
     exclude_ids: Sequence[int] = (),
 ) -> Tensor:
     """Mean over valid query positions of each head's maximum attention weight. (blocks, heads)."""
+    return confidence_and_loss(family, model, batches, num_blocks, num_heads, exclude_ids=exclude_ids)[0]
+
+
+def confidence_and_loss(
+    family: Family,
+    model: nn.Module,
+    batches: Iterable[Batch],
+    num_blocks: int,
+    num_heads: int,
+    *,
+    exclude_ids: Sequence[int] = (),
+) -> tuple[Tensor, float]:
+    """``confidence_importance`` and the model's mean per-example loss on the same batches, from the
+    same forward passes (a client needs both from the global model on its sample; one pass instead of
+    two saves about a tenth of a pruned round's time on MiniLM-L6)."""
     total = torch.zeros(num_blocks, num_heads, dtype=torch.float64)
     count = torch.zeros(num_blocks, 1, dtype=torch.float64)
+    loss_sum, n = 0.0, 0
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for batch in batches:
-            maps = family.attention_maps(model, batch)
+            maps, losses = family.attention_maps_and_loss(model, batch)
+            loss_sum += float(losses.sum())
+            n += losses.numel()
             if len(maps) != num_blocks:
                 raise RuntimeError(f"expected {num_blocks} attention maps, got {len(maps)}")
             for b, m in enumerate(maps):
@@ -49,7 +67,7 @@ def confidence_importance(
                 total[b] += (conf * w).sum(dim=(0, 2)).double().cpu()
                 count[b] += w.sum().double().cpu()
     model.train(was_training)
-    return (total / count.clamp(min=1)).float()
+    return (total / count.clamp(min=1)).float(), loss_sum / max(n, 1)
 
 
 def gradient_importance(

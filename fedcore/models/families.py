@@ -65,6 +65,11 @@ class Family:
         raise NotImplementedError
 
     def attention_maps(self, model: nn.Module, batch: Batch) -> list[AttentionMap]:
+        return self.attention_maps_and_loss(model, batch)[0]
+
+    def attention_maps_and_loss(self, model: nn.Module, batch: Batch) -> tuple[list[AttentionMap], Tensor]:
+        """The attention maps of every block and the loss of each example, (B,), from one forward pass
+        (a client's importance and its global-model loss are measured on the same sample)."""
         raise NotImplementedError
 
     def predict(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
@@ -142,12 +147,13 @@ class BertFamily(Family):
         logits = model(**inputs).logits
         return F.cross_entropy(logits.float(), labels, reduction="none")
 
-    def attention_maps(self, model: nn.Module, batch: Batch) -> list[AttentionMap]:
+    def attention_maps_and_loss(self, model: nn.Module, batch: Batch) -> tuple[list[AttentionMap], Tensor]:
         inputs = _model_inputs(batch)
-        inputs.pop("labels", None)
+        labels = inputs.pop("labels")
         out = model(**inputs, output_attentions=True)
         mask = batch["attention_mask"]
-        return [AttentionMap(a, mask, batch["input_ids"]) for a in out.attentions]
+        maps = [AttentionMap(a, mask, batch["input_ids"]) for a in out.attentions]
+        return maps, F.cross_entropy(out.logits.float(), labels, reduction="none")
 
     def predict(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
                 tokenizer: Any, max_target_len: int) -> list[Any]:
@@ -224,14 +230,15 @@ class T5Family(Family):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
         return _seq_loss(out.logits, labels)
 
-    def attention_maps(self, model: nn.Module, batch: Batch) -> list[AttentionMap]:
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+    def attention_maps_and_loss(self, model: nn.Module, batch: Batch) -> tuple[list[AttentionMap], Tensor]:
+        labels = batch["labels"]
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
                     output_attentions=True)
         enc_mask, dec_mask = batch["attention_mask"], batch["_decoder_mask"]
         maps = [AttentionMap(a, enc_mask, batch["input_ids"]) for a in out.encoder_attentions]
         maps += [AttentionMap(a, dec_mask) for a in out.decoder_attentions]
         maps += [AttentionMap(a, dec_mask) for a in out.cross_attentions]
-        return maps
+        return maps, _seq_loss(out.logits, labels)
 
     def predict(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
                 tokenizer: Any, max_target_len: int) -> list[Any]:
@@ -319,15 +326,19 @@ class LlamaFamily(Family):
                 "_prompt_ids": prompts["input_ids"], "_prompt_mask": prompts["attention_mask"]}
 
     def per_example_loss(self, model: nn.Module, batch: Batch) -> Tensor:
-        labels = batch["labels"]
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        if labels.dim() == 1:
-            return F.cross_entropy(out.logits.float(), labels, reduction="none")
-        return _seq_loss(out.logits[:, :-1], labels[:, 1:])
+        return self._loss_of(out.logits, batch["labels"])
 
-    def attention_maps(self, model: nn.Module, batch: Batch) -> list[AttentionMap]:
+    @staticmethod
+    def _loss_of(logits: Tensor, labels: Tensor) -> Tensor:
+        if labels.dim() == 1:
+            return F.cross_entropy(logits.float(), labels, reduction="none")
+        return _seq_loss(logits[:, :-1], labels[:, 1:])
+
+    def attention_maps_and_loss(self, model: nn.Module, batch: Batch) -> tuple[list[AttentionMap], Tensor]:
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True)
-        return [AttentionMap(a, batch["attention_mask"], batch["input_ids"]) for a in out.attentions]
+        maps = [AttentionMap(a, batch["attention_mask"], batch["input_ids"]) for a in out.attentions]
+        return maps, self._loss_of(out.logits, batch["labels"])
 
     def eval_batch(self, model: nn.Module, batch: Batch, *, task: Task, label_names: Sequence[str],
                    tokenizer: Any, max_target_len: int) -> tuple[Tensor, list[Any]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
+import pytest
 import torch
 from peft import get_peft_model_state_dict
 
@@ -70,6 +72,38 @@ def test_excluding_special_tokens_changes_confidence_on_encoder_queries() -> Non
     assert plain.shape == excl.shape == (n, h)
     assert not torch.allclose(plain, excl)
     assert ((plain > 0) & (plain <= 1)).all()
+
+
+@pytest.mark.parametrize(("model", "generation"), [("tiny-bert", False), ("tiny-t5", False), ("tiny-t5", True),
+                                                   ("tiny-llama", False), ("tiny-llama", True)])
+def test_confidence_and_loss_share_one_pass_and_equal_the_separate_measurements(
+        model: str, generation: bool, tmp_path: Path) -> None:
+    """A client reads its importance and the global model's loss from the same forward passes;
+    both must equal what the separate functions measure (loss gap compares this loss with
+    ``mean_loss`` of the trained model, and power-of-choice with ``global_loss``)."""
+    from fedcore.client import client_probe, global_loss, mean_loss
+    from fedcore.context import Paths
+    from fedcore.importance import confidence_and_loss, confidence_importance
+
+    if generation:
+        rows = [f'{{"text": "copy the words alpha{i % 5} beta", "summary": "alpha{i % 5} beta"}}' for i in range(60)]
+        (tmp_path / "gen.jsonl").write_text("\n".join(rows))
+        spec = preset("smoke", model=model, dataset="local", data_path="gen.jsonl", target_field="summary",
+                      partition="iid")
+    else:
+        spec = preset("smoke", model=model)
+    ctx = build_context(spec, Paths(data_root=tmp_path))
+    load_global(ctx, ctx.initial_state)
+    probe = client_probe(ctx, 1, 2)
+    n, h = len(ctx.blocks), ctx.blocks[0].num_heads
+    importance, loss = confidence_and_loss(ctx.family, ctx.model, probe, n, h)
+    assert torch.equal(importance, confidence_importance(ctx.family, ctx.model, probe, n, h))
+    separate = mean_loss(ctx, ctx.model, probe)
+    assert loss == pytest.approx(separate, rel=1e-6, abs=1e-7) and loss > 0
+    assert global_loss(ctx, ctx.initial_state, 1, 2) == pytest.approx(loss, rel=1e-6, abs=1e-7)
+    # the client's record carries this loss
+    upd = train_client(ctx, ClientTask(round=2, client=1, global_state=ctx.initial_state))
+    assert upd.loss_global == pytest.approx(loss, rel=1e-6, abs=1e-7)
 
 
 def _units(state: dict, hp: HeadParam, kept_mask: torch.Tensor) -> torch.Tensor:
