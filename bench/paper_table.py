@@ -50,6 +50,8 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
     ("mask s=0.9, per-block ranking", {"sparsity": 0.9, "prune_mode": "mask", "prune_ranking": "per_block", **PRUNED}),
     ("mask s=0.9, head-coverage selection", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "head_weighted",
                                              "selection": "head_coverage"}),
+    # confidence ranks the same 7 heads first on every client (data-independent); gradient importance is client-specific
+    ("mask s=0.9, gradient importance", {"sparsity": 0.9, "prune_mode": "mask", "importance": "gradient", **PRUNED}),
 ]
 QUICK = {"dense FedAvg", "mask s=0.9", "drop s=0.9"}
 
@@ -136,11 +138,11 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
     d_train = statistics.mean(r["train_time_per_round"] for r in dense) if dense else None
     d_wall = statistics.mean(r["wall_per_round"] for r in dense) if dense else None
     lines = [
-        "| configuration | final accuracy % (mean ± half-range) | vs dense (points) | last-3-rounds accuracy % | "
+        "| configuration | seeds | final accuracy % (mean ± half-range) | vs dense (points) | last-3-rounds accuracy % | "
         "uplink MB / round | "
         "uplink advantage | both directions | OPs reduction whole step | OPs reduction attention+LoRA | "
         "client training s / round | training speed-up | wall s / round | wall speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in names:
         rs = by[n]
@@ -152,13 +154,13 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         delta = f"{(statistics.mean(acc) - d_acc) * 100:+.1f}" if d_acc is not None else "-"
         tr, wall = mean("train_time_per_round"), mean("wall_per_round")
         lines.append(
-            f"| {n} | {_pm(acc)} | {delta} | {_pm([statistics.mean(r['accuracy'][-3:]) for r in rs])} | "
+            f"| {n} | {len(rs)} | {_pm(acc)} | {delta} | {_pm([statistics.mean(r['accuracy'][-3:]) for r in rs])} | "
             f"{mean('uplink_per_round') / 1e6:.3f} | {mean('uplink_advantage'):.2f}x | "
             f"{mean('total_advantage'):.2f}x | {mean('ops_reduction'):.2f}x | {mean('ops_attention_reduction'):.2f}x | "
             f"{tr:.1f} | {d_train / tr if d_train else float('nan'):.2f}x | {wall:.1f} | "
             f"{d_wall / wall if d_wall else float('nan'):.2f}x |")
     verdicts = []
-    for row in ("mask s=0.9", "drop s=0.9", TAIL_ROW):
+    for row in ("mask s=0.9", "drop s=0.9", *(n for n, _ in EXTRA)):  # the method and its variants, not the ablations
         drop = row.startswith("drop")
         rs = by.get(row)
         if not rs or d_acc is None:
@@ -168,7 +170,8 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         if d_acc < 0.65:  # near chance every method "matches" dense: no verdict
             acc_verdict = f"not judged, the dense baseline is under 65% ({gap:.1f} points below it)"
         else:
-            acc_verdict = f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:.1f} points below)"
+            acc_verdict = (f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:.1f} points below; {len(rs)} seed(s) against "
+                           f"{len(dense or [])})")
         line = (f"- {row}: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
                 f"{'met' if adv >= 1.8 else 'NOT met'} ({adv:.2f}x)")
         if drop and timing and row in timing:
@@ -275,10 +278,15 @@ def main() -> int:
         partial.write_text(json.dumps(saved, indent=1))
         print(f"  [{i}/{len(todo)}] {name} seed {seed}: acc {r['final_accuracy']:.3f} in {r['seconds']:.0f} s",
               file=sys.stderr)
+    # runs of more seeds than asked (e.g. `--only "dense FedAvg" "mask s=0.9" --seeds 4 --resume`) stay in the table
+    names = [n for n, _ in configs]
+    results += sorted((r for r in saved if r["name"] in names and r["seed"] >= args.seeds),
+                      key=lambda r: (r["seed"], names.index(r["name"])))
     settings = (f"MiniLM-L6 + SNLI, {args.clients} clients (Dirichlet alpha {args.alpha}), {args.per_round} per "
                 f"round, {args.rounds} rounds x {args.steps} local steps of batch 16 (max 64 tokens), AdamW lr "
                 f"{args.lr}, LoRA r=8 on q/k/v/o, confidence importance, global ranking, evaluation on the first "
-                f"{args.eval_size} SNLI test pairs, {args.seeds} seed(s).")
+                f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
+                "saved for a row (the seeds column).")
     if missing:
         settings += (f" PARTIAL: {len(results)} of {len(todo)} runs done; not yet run: {', '.join(missing)} "
                      "(`--resume` completes them).")
