@@ -118,6 +118,20 @@ class Settings(BaseSettings):
         description="Niceness of the embedded executor's job processes: on a machine it shares with "
         "training, the dashboard and API answer first (0: same priority).",
     )
+    db_connect_timeout: int = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="PostgreSQL: seconds to wait for a new connection before giving up (libpq connect_timeout); "
+        "TCP keepalives also close a connection whose server stopped answering within about a minute.",
+    )
+    db_statement_timeout: float = Field(
+        default=60.0,
+        ge=0,
+        description="PostgreSQL: seconds one SQL statement may run before the server cancels it, so that a "
+        "stuck query cannot hold a pooled connection forever (0: no limit). fedheads' own statements take "
+        "milliseconds.",
+    )
     reconcile_interval: float = Field(
         default=10.0,
         gt=0,

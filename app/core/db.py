@@ -2,8 +2,10 @@
 
 SQLite gets WAL and a busy timeout (DESIGN.md section 4: the embedded executor
 writes from another process); PostgreSQL gets pre-ping so a restarted server does
-not surface as a failed request. :func:`retry_transient` repeats an idempotent
-write while the database is briefly unreachable (the worker's round writes).
+not surface as a failed request, and bounds on connecting, on a server that stopped
+answering and on a statement's run time (settings ``db_connect_timeout``,
+``db_statement_timeout``). :func:`retry_transient` repeats an idempotent write while
+the database is briefly unreachable (the worker's round writes).
 """
 
 from __future__ import annotations
@@ -59,7 +61,22 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    connect_args = _libpq_bounds() if parsed.get_driver_name() in ("psycopg2", "psycopg") else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+
+
+def _libpq_bounds() -> dict[str, Any]:
+    """Connection options that bound how long a PostgreSQL call can hang: connecting, a server that stopped
+    answering (TCP keepalives: idle 30 s, then 3 probes 10 s apart) and a statement that never ends
+    (``statement_timeout``, set on every session by the server)."""
+    from app.core.config import get_settings
+
+    s = get_settings()
+    args: dict[str, Any] = {"connect_timeout": s.db_connect_timeout, "keepalives": 1, "keepalives_idle": 30,
+                            "keepalives_interval": 10, "keepalives_count": 3}
+    if s.db_statement_timeout > 0:
+        args["options"] = f"-c statement_timeout={max(1, round(s.db_statement_timeout * 1000))}"
+    return args
 
 
 def get_engine(url: str) -> Engine:
