@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize(
     ("script", "table_head"),
     [
-        ("paper_table.py", "| configuration | final accuracy %"),
+        ("paper_table.py", "| configuration | seeds | final accuracy %"),
         ("overhead.py", "| mode | fedheads s/step"),
         ("server_scale.py", "| registered clients | selection | median ms / round"),
         ("api_load.py", "| what | samples | p50 ms | p99 ms"),
@@ -44,3 +44,4 @@ def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_p
         names = [g.attrib["data-name"] for g in root.iter("{http://www.w3.org/2000/svg}g")]
         assert names == ["dense FedAvg", "mask s=0.9", "drop s=0.9"]
         assert "(plotted in [paper_table-quick.svg](paper_table-quick.svg))" in text
+        assert "| dense FedAvg | 1 | " in text  # one seed in quick mode, and the seeds column says so
