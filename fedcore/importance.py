@@ -20,19 +20,6 @@ from fedcore.models.base import AttentionBlock
 from fedcore.models.families import Batch, Family
 
 
-def confidence_importance(
-    family: Family,
-    model: nn.Module,
-    batches: Iterable[Batch],
-    num_blocks: int,
-    num_heads: int,
-    *,
-    exclude_ids: Sequence[int] = (),
-) -> Tensor:
-    """Mean over valid query positions of each head's maximum attention weight. (blocks, heads)."""
-    return confidence_and_loss(family, model, batches, num_blocks, num_heads, exclude_ids=exclude_ids)[0]
-
-
 def confidence_and_loss(
     family: Family,
     model: nn.Module,
@@ -42,9 +29,10 @@ def confidence_and_loss(
     *,
     exclude_ids: Sequence[int] = (),
 ) -> tuple[Tensor, float]:
-    """``confidence_importance`` and the model's mean per-example loss on the same batches, from the
+    """Confidence importance, (blocks, heads): the mean over valid query positions of each head's
+    maximum attention weight; and the model's mean per-example loss on the same batches, from the
     same forward passes (a client needs both from the global model on its sample; one pass instead of
-    two saves about a tenth of a pruned round's time on MiniLM-L6)."""
+    two per client)."""
     total = torch.zeros(num_blocks, num_heads, dtype=torch.float64)
     count = torch.zeros(num_blocks, 1, dtype=torch.float64)
     loss_sum, n = 0.0, 0

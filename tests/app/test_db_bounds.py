@@ -44,19 +44,16 @@ def test_a_statement_past_the_timeout_is_cancelled_by_the_server(
         engine.dispose()
 
 
-def test_default_and_disabled_statement_timeout(monkeypatch: pytest.MonkeyPatch, fresh_settings: None) -> None:
-    monkeypatch.delenv("FEDHEADS_DB_STATEMENT_TIMEOUT", raising=False)
+@pytest.mark.parametrize(("setting", "shown"), [(None, "1min"), ("0", "0")])
+def test_default_and_disabled_statement_timeout(setting: str | None, shown: str, monkeypatch: pytest.MonkeyPatch,
+                                                fresh_settings: None) -> None:
+    if setting is None:
+        monkeypatch.delenv("FEDHEADS_DB_STATEMENT_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("FEDHEADS_DB_STATEMENT_TIMEOUT", setting)
     engine = make_engine(PG_URL)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SHOW statement_timeout")).scalar() == "1min"
-    finally:
-        engine.dispose()
-    get_settings.cache_clear()
-    monkeypatch.setenv("FEDHEADS_DB_STATEMENT_TIMEOUT", "0")
-    engine = make_engine(PG_URL)
-    try:
-        with engine.connect() as conn:
-            assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == shown
     finally:
         engine.dispose()

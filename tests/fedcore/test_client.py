@@ -61,14 +61,14 @@ def test_local_epochs_sets_steps_from_client_size() -> None:
 
 def test_excluding_special_tokens_changes_confidence_on_encoder_queries() -> None:
     from fedcore.client import client_probe
-    from fedcore.importance import confidence_importance
+    from fedcore.importance import confidence_and_loss
 
     spec = preset("smoke")
     ctx = build_context(spec)
     probe = client_probe(ctx, 0, 1)
     n, h = len(ctx.blocks), ctx.blocks[0].num_heads
-    plain = confidence_importance(ctx.family, ctx.model, probe, n, h)
-    excl = confidence_importance(ctx.family, ctx.model, probe, n, h, exclude_ids=ctx.special_ids)
+    plain, _ = confidence_and_loss(ctx.family, ctx.model, probe, n, h)
+    excl, _ = confidence_and_loss(ctx.family, ctx.model, probe, n, h, exclude_ids=ctx.special_ids)
     assert plain.shape == excl.shape == (n, h)
     assert not torch.allclose(plain, excl)
     assert ((plain > 0) & (plain <= 1)).all()
@@ -83,7 +83,7 @@ def test_confidence_and_loss_share_one_pass_and_equal_the_separate_measurements(
     ``mean_loss`` of the trained model, and power-of-choice with ``global_loss``)."""
     from fedcore.client import client_probe, global_loss, mean_loss
     from fedcore.context import Paths
-    from fedcore.importance import confidence_and_loss, confidence_importance
+    from fedcore.importance import confidence_and_loss
 
     if generation:
         rows = [f'{{"text": "copy the words alpha{i % 5} beta", "summary": "alpha{i % 5} beta"}}' for i in range(60)]
@@ -97,7 +97,7 @@ def test_confidence_and_loss_share_one_pass_and_equal_the_separate_measurements(
     probe = client_probe(ctx, 1, 2)
     n, h = len(ctx.blocks), ctx.blocks[0].num_heads
     importance, loss = confidence_and_loss(ctx.family, ctx.model, probe, n, h)
-    assert torch.equal(importance, confidence_importance(ctx.family, ctx.model, probe, n, h))
+    assert importance.shape == (n, h) and ((importance > 0) & (importance <= 1)).all()
     separate = mean_loss(ctx, ctx.model, probe)
     assert loss == pytest.approx(separate, rel=1e-6, abs=1e-7) and loss > 0
     assert global_loss(ctx, ctx.initial_state, 1, 2) == pytest.approx(loss, rel=1e-6, abs=1e-7)
