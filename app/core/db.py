@@ -61,21 +61,28 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args = _libpq_bounds() if parsed.get_driver_name() in ("psycopg2", "psycopg") else {}
+    libpq = parsed.get_driver_name() in ("psycopg2", "psycopg")
+    connect_args = _libpq_bounds(dict(parsed.query)) if libpq else {}
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
-def _libpq_bounds() -> dict[str, Any]:
+def _libpq_bounds(query: dict[str, Any]) -> dict[str, Any]:
     """Connection options that bound how long a PostgreSQL call can hang: connecting, a server that stopped
     answering (TCP keepalives: idle 30 s, then 3 probes 10 s apart) and a statement that never ends
-    (``statement_timeout``, set on every session by the server)."""
+    (``statement_timeout``, set on every session by the server). What the URL's own query sets wins:
+    its parameters are kept, and its ``options`` (e.g. ``-csearch_path=...``) come after ours, so a
+    ``statement_timeout`` there overrides the setting."""
     from app.core.config import get_settings
 
     s = get_settings()
-    args: dict[str, Any] = {"connect_timeout": s.db_connect_timeout, "keepalives": 1, "keepalives_idle": 30,
-                            "keepalives_interval": 10, "keepalives_count": 3}
+    bounds: dict[str, Any] = {"connect_timeout": s.db_connect_timeout, "keepalives": 1, "keepalives_idle": 30,
+                              "keepalives_interval": 10, "keepalives_count": 3}
+    args = {k: v for k, v in bounds.items() if k not in query}
     if s.db_statement_timeout > 0:
-        args["options"] = f"-c statement_timeout={max(1, round(s.db_statement_timeout * 1000))}"
+        own = query.get("options")
+        own = " ".join(own) if isinstance(own, tuple) else own
+        args["options"] = " ".join(
+            x for x in (f"-c statement_timeout={max(1, round(s.db_statement_timeout * 1000))}", own) if x)
     return args
 
 

@@ -57,3 +57,26 @@ def test_default_and_disabled_statement_timeout(setting: str | None, shown: str,
             assert conn.execute(text("SHOW statement_timeout")).scalar() == shown
     finally:
         engine.dispose()
+
+
+def test_the_urls_own_options_are_kept_and_win(monkeypatch: pytest.MonkeyPatch, fresh_settings: None) -> None:
+    """A URL that sets ``search_path`` (as the test stack's does) keeps it, with the statement timeout added;
+    a ``statement_timeout`` or ``connect_timeout`` in the URL itself overrides the settings."""
+    from tests.app.stack import schema_url
+
+    monkeypatch.setenv("FEDHEADS_DB_STATEMENT_TIMEOUT", "2")
+    engine = make_engine(schema_url("fedheads_bounds_probe"))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW search_path")).scalar() == "fedheads_bounds_probe"
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "2s"
+    finally:
+        engine.dispose()
+    sep = "&" if "?" in PG_URL else "?"
+    engine = make_engine(f"{PG_URL}{sep}options=-cstatement_timeout%3D3000&connect_timeout=4")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "3s"
+            assert conn.connection.dbapi_connection.get_dsn_parameters()["connect_timeout"] == "4"  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
