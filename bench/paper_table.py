@@ -130,13 +130,19 @@ def plot(results: list[dict[str, Any]]) -> str:
 
 
 def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float] | None = None,
-          plot_name: str = "") -> str:
+          plot_name: str = "", timed_seeds: int | None = None) -> str:
+    """The markdown table. Time columns average only the runs of seeds below ``timed_seeds`` (the main
+    pass, run back to back); accuracy and the other columns average every run of a row."""
     names = list(dict.fromkeys(r["name"] for r in results))
     by = {n: [r for r in results if r["name"] == n] for n in names}
+
+    def timed(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in rs if timed_seeds is None or r["seed"] < timed_seeds] or rs
+
     dense = by.get("dense FedAvg")
     d_acc = statistics.mean(r["final_accuracy"] for r in dense) if dense else None
-    d_train = statistics.mean(r["train_time_per_round"] for r in dense) if dense else None
-    d_wall = statistics.mean(r["wall_per_round"] for r in dense) if dense else None
+    d_train = statistics.mean(r["train_time_per_round"] for r in timed(dense)) if dense else None
+    d_wall = statistics.mean(r["wall_per_round"] for r in timed(dense)) if dense else None
     lines = [
         "| configuration | seeds | final accuracy % (mean ± half-range) | vs dense (points) | last-3-rounds accuracy % | "
         "uplink MB / round | "
@@ -152,7 +158,7 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
             return statistics.mean(r[k] for r in rs)
 
         delta = f"{(statistics.mean(acc) - d_acc) * 100:+.1f}" if d_acc is not None else "-"
-        tr, wall = mean("train_time_per_round"), mean("wall_per_round")
+        tr, wall = mean("train_time_per_round", timed(rs)), mean("wall_per_round", timed(rs))
         lines.append(
             f"| {n} | {len(rs)} | {_pm(acc)} | {delta} | {_pm([statistics.mean(r['accuracy'][-3:]) for r in rs])} | "
             f"{mean('uplink_per_round') / 1e6:.3f} | {mean('uplink_advantage'):.2f}x | "
@@ -209,7 +215,9 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         "LoRA and the two attention products. In mask mode the compute is dense, so both are 1.00x. Client "
         "training s / round: the summed local-training time of the round's clients; wall s / round includes "
         "importance, evaluation and aggregation. The runs are minutes apart on a shared machine, so their time "
-        "columns drift with its load; the side-by-side table is the one to compare speeds with.",
+        "columns drift with its load; the side-by-side table is the one to compare speeds with."
+        + (f" The time columns average seeds 0 to {timed_seeds - 1} only (the main pass); further seeds ran later, "
+           "under other load." if timed_seeds and any(r["seed"] >= timed_seeds for r in results) else ""),
     ]
     return "\n".join(lines + per_round + notes)
 
@@ -304,7 +312,7 @@ def main() -> int:
     from _report import save
 
     svg = RESULTS / f"{stem}.svg"
-    text = table(results, settings, timing, plot_name=svg.name)
+    text = table(results, settings, timing, plot_name=svg.name, timed_seeds=args.seeds)
     print(text)
     save("paper_table", text, args)
     svg.write_text(plot(results), encoding="utf-8")
