@@ -64,9 +64,6 @@ class Family:
         """Loss of each example, (B,)."""
         raise NotImplementedError
 
-    def attention_maps(self, model: nn.Module, batch: Batch) -> list[AttentionMap]:
-        return self.attention_maps_and_loss(model, batch)[0]
-
     def attention_maps_and_loss(self, model: nn.Module, batch: Batch) -> tuple[list[AttentionMap], Tensor]:
         """The attention maps of every block and the loss of each example, (B,), from one forward pass
         (a client's importance and its global-model loss are measured on the same sample)."""
