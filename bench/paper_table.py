@@ -16,6 +16,7 @@ variants tried to close the gaps at s = 0.9.
     python bench/paper_table.py --resume    # keep the runs saved so far, do the rest
     python bench/paper_table.py --extra --resume  # add the variants tried at s = 0.9 (6 more runs)
     python bench/paper_table.py --report    # the table of the runs saved so far, running nothing
+    python bench/paper_table.py --name paper_table-r25 --rounds 25 --resume  # the longer-runs table (about 2.3 hours)
 """
 
 from __future__ import annotations
@@ -244,9 +245,12 @@ def main() -> int:
     ap.add_argument("--timing", action="store_true", help="with --report: measure the side-by-side timing now")
     ap.add_argument("--report", action="store_true",
                     help="run nothing: the table of the runs saved so far in the partial file (says which are missing)")
+    ap.add_argument("--name", default="paper_table",
+                    help="results file stem under bench/results/ (e.g. paper_table-r25 for a longer-runs table kept "
+                         "beside the main one)")
     ap.add_argument("--resume", action="store_true",
-                    help="keep the runs already saved in bench/results/paper_table[-quick].partial.json "
-                         "(written after every run) and do only the missing ones")
+                    help="keep the runs already saved in bench/results/NAME[-quick].partial.json "
+                         "(written after every run), or else in the committed NAME[-quick].json, and do only the missing ones")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.rounds, args.per_round, args.steps, args.eval_size = 1, 2, 2, 3, 100
@@ -257,7 +261,7 @@ def main() -> int:
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     from _report import RESULTS
 
-    stem = "paper_table-quick" if args.quick else "paper_table"
+    stem = f"{args.name}-quick" if args.quick else args.name
     partial = RESULTS / f"{stem}.partial.json"
     saved: list[dict[str, Any]] = []
     committed = RESULTS / f"{stem}.json"  # the last table's runs
@@ -314,7 +318,7 @@ def main() -> int:
     svg = RESULTS / f"{stem}.svg"
     text = table(results, settings, timing, plot_name=svg.name, timed_seeds=args.seeds)
     print(text)
-    save("paper_table", text, args)
+    save(args.name, text, args)
     svg.write_text(plot(results), encoding="utf-8")
     print(f"saved {svg}", file=sys.stderr)
     committed.write_text(json.dumps(results, indent=1))
