@@ -300,7 +300,7 @@ def main() -> int:
                 f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
                 "saved for a row (the seeds column).")
     if missing:
-        settings += (f" PARTIAL: {len(results)} of {len(todo)} runs done; not yet run: {', '.join(missing)} "
+        settings += (f" PARTIAL: {len(todo) - len(missing)} of {len(todo)} runs done; not yet run: {', '.join(missing)} "
                      "(`--resume` completes them).")
     if not results:
         print("no runs saved yet", file=sys.stderr)
