@@ -99,15 +99,28 @@ def fresh_schema(schema: str) -> str:
     return url
 
 
-def clean_rows(url: str) -> None:
+def clean_rows(url: str, attempts: int = 5) -> None:
+    """Empty the tables. The API's reconciler may be writing at that moment (re-queueing a
+    "running" row a test inserted: it updates ``experiments``, then adds an ``events`` row);
+    TRUNCATE takes ``experiments`` first, the same order, and a deadlock PostgreSQL still
+    detects against some other writer (the fixture is then its victim) is retried."""
+    from sqlalchemy.exc import OperationalError
+
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE events, rounds, clients, experiments CASCADE"))
-            else:
-                for table in ("events", "rounds", "clients", "experiments"):
-                    conn.execute(text(f"DELETE FROM {table}"))
+        for attempt in range(attempts):
+            try:
+                with engine.begin() as conn:
+                    if engine.dialect.name == "postgresql":
+                        conn.execute(text("TRUNCATE experiments, events, rounds, clients CASCADE"))
+                    else:
+                        for table in ("events", "rounds", "clients", "experiments"):
+                            conn.execute(text(f"DELETE FROM {table}"))
+                return
+            except OperationalError as err:
+                if "deadlock detected" not in str(err) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
     finally:
         engine.dispose()
 
