@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 import redis
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from app.cli import sse_events
 from app.core.config import Settings
@@ -104,8 +105,6 @@ def clean_rows(url: str, attempts: int = 5) -> None:
     "running" row a test inserted: it updates ``experiments``, then adds an ``events`` row);
     TRUNCATE takes ``experiments`` first, the same order, and a deadlock PostgreSQL still
     detects against some other writer (the fixture is then its victim) is retried."""
-    from sqlalchemy.exc import OperationalError
-
     engine = create_engine(url)
     try:
         for attempt in range(attempts):
