@@ -17,7 +17,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 from torch import nn
 
 from fedcore.data import DatasetSplits, label_histogram, load_dataset, partition
-from fedcore.lora_state import LoraLayout, State, clone_state
+from fedcore.lora_state import LoraLayout, State, clone_state, init_heads_random
 from fedcore.models.base import ArchInfo, AttentionBlock
 from fedcore.models.families import Family, Task
 from fedcore.models.loading import load_model
@@ -117,8 +117,10 @@ def build_context(spec: ExperimentSpec, paths: Paths | None = None) -> RunContex
                      target_modules=family.peft_targets(spec.lora_targets), modules_to_save=modules_to_save)
     device = resolve_device(spec.device)
     model = get_peft_model(base, cfg).to(device)
+    layout = LoraLayout(get_peft_model_state_dict(model), blocks)
+    if spec.lora_init == "heads_random":
+        init_heads_random(model, layout, spec.seed)
     state = clone_state(get_peft_model_state_dict(model))
-    layout = LoraLayout(state, blocks)
     tok = loaded.tokenizer
     special = [i for i in (getattr(tok, "sep_token_id", None), getattr(tok, "eos_token_id", None)) if i is not None]
     return RunContext(spec=spec, family=family, model=model, tokenizer=tok, data=data, task=task,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -125,3 +126,26 @@ def state_to(state: Mapping[str, Tensor], device: torch.device | str) -> State:
 
 def clone_state(state: Mapping[str, Tensor]) -> State:
     return {k: v.detach().clone() for k, v in state.items()}
+
+
+def init_heads_random(model: torch.nn.Module, layout: LoraLayout, seed: int) -> None:
+    """Re-initialise q/k/v LoRA so the head-specific half is random and the shared half zero.
+
+    PEFT starts B at zero and A random. For q/k/v, B is the head-specific half, so a head
+    that is never kept keeps a zero update there for the whole run. Swapping the roles (B
+    random with A's bound 1/sqrt(in_features), A zero) keeps B A = 0 at the start, and the
+    shared A, which every client trains, then moves every head's q/k/v within the fixed
+    random subspace of its B rows. The o projection already has its head-specific half (A)
+    random and its shared half (B) zero, and is left as it is.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for hp in layout.head_params:
+        if hp.axis != 0:
+            continue
+        module: Any = model.get_submodule(hp.key.removesuffix(".lora_B.weight"))  # a PEFT LoRA layer
+        for name in module.lora_B:
+            a, b = module.lora_A[name].weight, module.lora_B[name].weight
+            bound = a.shape[1] ** -0.5
+            with torch.no_grad():
+                b.copy_((torch.rand(b.shape, generator=gen, dtype=torch.float32) * 2 - 1) * bound)
+                a.zero_()

@@ -102,6 +102,13 @@ class ExperimentSpec(BaseModel):
         max_length=4,
         description="Attention projections that get LoRA adapters (q, k, v, o).",
     )
+    lora_init: Literal["peft", "heads_random"] = Field(
+        "peft",
+        description="'peft': PEFT's initialisation (A random, B zero) on every projection; 'heads_random': "
+        "the head-specific halves start random and the shared halves at zero (q/k/v: B random, A zero; o as "
+        "'peft'), so the heads a client prunes are still adapted, in a fixed random subspace, through the "
+        "shared halves it trains.",
+    )
 
     # --- head importance & pruning -------------------------------------------
     importance: Literal["confidence", "gradient"] = Field(

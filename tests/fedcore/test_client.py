@@ -11,7 +11,7 @@ import torch
 from peft import get_peft_model_state_dict
 
 from fedcore.accounting import deserialize_payload
-from fedcore.client import ClientTask, _dropped_state, _to_full_model, load_global, train_client
+from fedcore.client import ClientTask, _dropped_state, _to_full_model, client_probe, load_global, train_client
 from fedcore.context import build_context
 from fedcore.drop import drop_heads
 from fedcore.lora_state import KEPT_KEY, PEFT_PREFIX, HeadParam
@@ -170,3 +170,56 @@ def test_drop_dense_tail_trains_both_phases_and_counts_each_phase_ops() -> None:
         assert torch.equal(_units(local, hp, ~m), _units(g, hp, ~m)), hp.key
         moved += int(not torch.equal(_units(local, hp, m), _units(g, hp, m)))
     assert moved > 0
+
+
+def _head_delta_norms(ctx, state, proj: str) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """[blocks, heads] Frobenius norm of each head's rows of the q/k/v LoRA update B @ A."""
+    rows = []
+    for hp in ctx.layout.head_params:
+        if hp.proj != proj:
+            continue
+        a = state[hp.key.replace(".lora_B.", ".lora_A.")]
+        delta = state[hp.key] @ a
+        rows.append(delta.reshape(hp.units, -1).norm(dim=1))
+    return torch.stack(rows)
+
+
+def test_heads_random_init_swaps_the_random_half_and_starts_from_the_base_model() -> None:
+    peft_ctx = build_context(preset("smoke"))
+    ctx = build_context(preset("smoke", lora_init="heads_random"))
+    s, p = ctx.initial_state, peft_ctx.initial_state
+    for hp in ctx.layout.head_params:
+        a_key = hp.key.replace(".lora_B.", ".lora_A.") if hp.axis == 0 else hp.key
+        b_key = hp.key if hp.axis == 0 else hp.key.replace(".lora_A.", ".lora_B.")
+        if hp.proj == "o":  # already head-specific-random: untouched
+            assert torch.equal(s[a_key], p[a_key]) and not (s[b_key] != 0).any()
+        else:
+            assert not (s[a_key] != 0).any() and (s[b_key] != 0).all()
+            bound = s[a_key].shape[1] ** -0.5
+            assert s[b_key].abs().max() <= bound
+    assert ctx.initial_state.keys() == peft_ctx.initial_state.keys()
+    # B A = 0 everywhere: the model starts as the base model, as with PEFT's initialisation
+    batch = client_probe(ctx, 0, 1)[0]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    ctx.model.eval()
+    with torch.no_grad():
+        out = ctx.model(**inputs).logits
+        with ctx.model.disable_adapter():
+            base = ctx.model(**inputs).logits
+    assert torch.equal(out, base)
+    again = build_context(preset("smoke", lora_init="heads_random"))
+    assert all(torch.equal(again.initial_state[k], v) for k, v in s.items())  # seeded
+
+
+@pytest.mark.parametrize("proj", ["q", "k", "v"])
+def test_heads_random_init_adapts_the_heads_mask_mode_pruned(proj: str) -> None:
+    results = {}
+    for init in ("peft", "heads_random"):
+        ctx = build_context(preset("smoke", lora_init=init, sparsity=0.5, prune_mode="mask", local_steps=3))
+        upd = train_client(ctx, ClientTask(round=1, client=0, global_state=ctx.initial_state))
+        pruned = ~torch.tensor(upd.kept).bool()
+        assert pruned.any()
+        local = get_peft_model_state_dict(ctx.model)
+        results[init] = _head_delta_norms(ctx, local, proj)[pruned]
+    assert not (results["peft"] != 0).any()  # B rows frozen at zero: no update for a pruned head
+    assert (results["heads_random"] > 0).all()  # the shared A moved every pruned head's q/k/v
