@@ -184,9 +184,10 @@ def _head_delta_norms(ctx, state, proj: str) -> torch.Tensor:  # type: ignore[no
     return torch.stack(rows)
 
 
-def test_heads_random_init_swaps_the_random_half_and_starts_from_the_base_model() -> None:
-    peft_ctx = build_context(preset("smoke"))
-    ctx = build_context(preset("smoke", lora_init="heads_random"))
+@pytest.mark.parametrize("model", ["tiny-bert", "tiny-t5", "tiny-llama"])  # tiny-llama has grouped k/v heads
+def test_heads_random_init_swaps_the_random_half_and_starts_from_the_base_model(model: str) -> None:
+    peft_ctx = build_context(preset("smoke", model=model))
+    ctx = build_context(preset("smoke", model=model, lora_init="heads_random"))
     s, p = ctx.initial_state, peft_ctx.initial_state
     for hp in ctx.layout.head_params:
         a_key = hp.key.replace(".lora_B.", ".lora_A.") if hp.axis == 0 else hp.key
@@ -200,14 +201,13 @@ def test_heads_random_init_swaps_the_random_half_and_starts_from_the_base_model(
     assert ctx.initial_state.keys() == peft_ctx.initial_state.keys()
     # B A = 0 everywhere: the model starts as the base model, as with PEFT's initialisation
     batch = client_probe(ctx, 0, 1)[0]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
     ctx.model.eval()
     with torch.no_grad():
-        out = ctx.model(**inputs).logits
+        out = ctx.family.per_example_loss(ctx.model, batch)
         with ctx.model.disable_adapter():
-            base = ctx.model(**inputs).logits
+            base = ctx.family.per_example_loss(ctx.model, batch)
     assert torch.equal(out, base)
-    again = build_context(preset("smoke", lora_init="heads_random"))
+    again = build_context(preset("smoke", model=model, lora_init="heads_random"))
     assert all(torch.equal(again.initial_state[k], v) for k, v in s.items())  # seeded
 
 
