@@ -79,8 +79,10 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
     rounds = [r.to_dict() for r in run.rounds]
     s = summarize(rounds)
     train = [sum(c["train_time"] for c in r["clients"]) for r in rounds]
+    from _report import machine
+
     return {
-        "name": name, "seed": seed, "accuracy": [r["metrics"]["accuracy"] for r in rounds],
+        "name": name, "seed": seed, "machine": machine(), "accuracy": [r["metrics"]["accuracy"] for r in rounds],
         "final_accuracy": s["final_accuracy"], "uplink_per_round": s["bytes_up"] / len(rounds),
         "uplink_advantage": s["uplink_advantage"], "total_advantage": s["total_advantage"],
         "ops_reduction": s["ops_reduction"], "ops_attention_reduction": s["ops_attention_reduction"],
@@ -215,8 +217,18 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
                 "turns on the same client and round, median of the repetitions:", "",
                 "| configuration | training s | speed-up vs dense |", "|---|---:|---:|"]
         side += [f"| {n} | {t:.2f} | {timing['dense FedAvg'] / t:.2f}x |" for n, t in timing.items()]
+    where: dict[str, list[str]] = {}  # machine -> rows run there (runs saved before 2026-11-26 20:00 UTC lack it)
+    for r in results:
+        rows = where.setdefault(r.get("machine", "not recorded"), [])
+        if r["name"] not in rows:
+            rows.append(r["name"])
+    machines = []
+    if len(where) > 1:
+        machines = ["", "The runs of this table ran on more than one machine; compare time columns only between rows "
+                    "of one machine: " + "; ".join(f"{m}: " + ", ".join(f'"{n}"' for n in rows) for m, rows in where.items())
+                    + "."]
     notes = [
-        *side,
+        *side, *machines,
         "", "Settings: " + settings, "",
         "Targets at s = 0.9:", dense_ok, *verdicts, "",
         "Definitions. Last-3-rounds accuracy: the mean of each run's last three per-round accuracies (then "

@@ -31,3 +31,12 @@ def test_heads_random_variant_is_judged_against_the_stronger_dense_row() -> None
     assert f"NOT met (2.5 points below {HR_DENSE}; 2 seed(s) against 3)" in line
     assert "met (1.0 points below; 2 seed(s) against 2)" in _verdict(stronger, "mask s=0.9")  # the method: plain dense
     assert not any(line.startswith(f"- {HR_DENSE}:") for line in stronger.splitlines())  # dense is not judged
+
+
+def test_a_table_from_several_machines_says_which_rows_ran_where() -> None:
+    one = [_run("dense FedAvg", 0, 0.7), _run("mask s=0.9", 0, 0.69, 1.8)]
+    assert "more than one machine" not in table(one, "s")
+    mixed = one + [{**_run("mask s=0.9, heads-random init", 0, 0.7, 1.8), "machine": "Xeon, 2 cores"}]
+    text = table(mixed, "s")
+    assert ('more than one machine; compare time columns only between rows of one machine: not recorded: "dense '
+            'FedAvg", "mask s=0.9"; Xeon, 2 cores: "mask s=0.9, heads-random init".') in text
