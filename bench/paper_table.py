@@ -217,7 +217,7 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
                 "turns on the same client and round, median of the repetitions:", "",
                 "| configuration | training s | speed-up vs dense |", "|---|---:|---:|"]
         side += [f"| {n} | {t:.2f} | {timing['dense FedAvg'] / t:.2f}x |" for n, t in timing.items()]
-    where: dict[str, list[str]] = {}  # machine -> rows run there (runs saved before 2026-11-26 20:00 UTC lack it)
+    where: dict[str, list[str]] = {}  # machine -> rows run there (runs saved by older versions lack it)
     for r in results:
         rows = where.setdefault(r.get("machine", "not recorded"), [])
         if r["name"] not in rows:
