@@ -59,6 +59,8 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
     ("mask s=0.9, heads-random init", {"sparsity": 0.9, "prune_mode": "mask", "lora_init": "heads_random", **PRUNED}),
     (HR_DENSE, {"sparsity": 0.0, "aggregation": "fedavg", "selection": "random", "lora_init": "heads_random"}),
 ]
+# a pruned variant whose change also applies to dense is judged against the stronger of dense and this row
+DENSE_COUNTERPART = {"mask s=0.9, heads-random init": HR_DENSE}
 QUICK = {"dense FedAvg", "mask s=0.9", "drop s=0.9"}
 
 
@@ -180,19 +182,18 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         rs = by.get(row)
         if not rs or d_acc is None:
             continue
-        ref, ref_name = d_acc, "dense"
-        if "heads-random" in row and by.get(HR_DENSE):  # never a weaker baseline: the stronger of the two dense rows
-            hr = statistics.mean(r["final_accuracy"] for r in by[HR_DENSE])
-            if hr > d_acc:
-                ref, ref_name = hr, HR_DENSE
+        ref_runs, ref_name = dense or [], ""
+        other = by.get(DENSE_COUNTERPART.get(row, ""))
+        if other and statistics.mean(r["final_accuracy"] for r in other) > d_acc:  # never a weaker baseline
+            ref_runs, ref_name = other, f" {DENSE_COUNTERPART[row]}"
+        ref = statistics.mean(r["final_accuracy"] for r in ref_runs)
         gap = (ref - statistics.mean(r["final_accuracy"] for r in rs)) * 100
         adv = statistics.mean(r["uplink_advantage"] for r in rs)
         if d_acc < 0.65:  # near chance every method "matches" dense: no verdict
             acc_verdict = f"not judged, the dense baseline is under 65% ({gap:.1f} points below it)"
         else:
-            n_ref = len(by[ref_name] if ref_name != "dense" else dense or [])
-            acc_verdict = (f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:.1f} points below"
-                           f"{'' if ref_name == 'dense' else ' ' + ref_name}; {len(rs)} seed(s) against {n_ref})")
+            acc_verdict = (f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:.1f} points below{ref_name}; {len(rs)} "
+                           f"seed(s) against {len(ref_runs)})")
         line = (f"- {row}: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
                 f"{'met' if adv >= 1.8 else 'NOT met'} ({adv:.2f}x)")
         if drop and timing and row in timing:
