@@ -106,7 +106,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "num_clients", "clients_per_round", "rounds", "partition", "dirichlet_alpha", "shards_per_client",
         "quantity_sigma")),
     ("pruning", "Head importance & pruning", (
-        "sparsity", "prune_mode", "prune_ranking", "min_heads_per_block", "drop_dense_steps", "importance",
+        "sparsity", "prune_mode", "prune_ranking", "head_choice", "min_heads_per_block", "drop_dense_steps", "importance",
         "importance_samples", "importance_exclude_special")),
     ("aggregation", "Aggregation & selection", (
         "aggregation", "head_weighting", "selection", "poc_candidates", "selection_epsilon")),

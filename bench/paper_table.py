@@ -43,7 +43,7 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("mask s=0.9, random selection", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "head_weighted",
                                       "selection": "random"}),
 ]
-# --extra: variants tried to close the gaps at s = 0.9 (not part of the table; ~65 more minutes at 2 seeds)
+# --extra: variants tried to close the gaps at s = 0.9 (not part of the table; ~85 more minutes at 2 seeds)
 TAIL = 4  # dense steps at the end of each drop-mode round: 11 x ~0.6 + 4 x 1 of a dense round's compute
 TAIL_ROW = f"drop s=0.9, last {TAIL} steps dense"
 HR_DENSE = "dense FedAvg, heads-random init"
@@ -58,9 +58,14 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
     # Dense gets the same initialisation, so the pruned row is judged against the stronger dense row.
     ("mask s=0.9, heads-random init", {"sparsity": 0.9, "prune_mode": "mask", "lora_init": "heads_random", **PRUNED}),
     (HR_DENSE, {"sparsity": 0.0, "aggregation": "fedavg", "selection": "random", "lora_init": "heads_random"}),
+    # kept heads drawn in proportion to importance, per client and round, so every head's slices train sometimes
+    ("mask s=0.9, sampled heads", {"sparsity": 0.9, "prune_mode": "mask", "head_choice": "sampled", **PRUNED}),
+    ("mask s=0.9, sampled heads, heads-random init", {"sparsity": 0.9, "prune_mode": "mask", "head_choice": "sampled",
+                                                      "lora_init": "heads_random", **PRUNED}),
 ]
 # a pruned variant whose change also applies to dense is judged against the stronger of dense and this row
-DENSE_COUNTERPART = {"mask s=0.9, heads-random init": HR_DENSE}
+DENSE_COUNTERPART = {"mask s=0.9, heads-random init": HR_DENSE,
+                     "mask s=0.9, sampled heads, heads-random init": HR_DENSE}
 QUICK = {"dense FedAvg", "mask s=0.9", "drop s=0.9"}
 
 

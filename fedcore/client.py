@@ -24,7 +24,7 @@ from fedcore.context import RunContext
 from fedcore.importance import confidence_and_loss, gradient_importance
 from fedcore.lora_state import PEFT_PREFIX, LoraLayout, State, state_to
 from fedcore.models.families import Batch
-from fedcore.pruning import choose_kept
+from fedcore.pruning import choose_kept, sampled_keys
 
 
 class Cancelled(RuntimeError):
@@ -197,7 +197,10 @@ def train_client(
                                                       exclude_ids=exclude)
 
     # 2. heads to keep
-    kept = choose_kept(importance, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block)
+    scores = importance
+    if spec.head_choice == "sampled" and spec.sparsity > 0:
+        scores = sampled_keys(importance, seed + 2)
+    kept = choose_kept(scores, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block)
 
     # 3. the local model: the shared one (mask) or a copy with heads removed (drop); with
     #    drop_dense_steps, the last steps of drop mode switch to the shared one (see _to_full_model)

@@ -7,6 +7,13 @@ ranking options are fedheads' reconstruction). The number pruned is
 least one head kept); ranking is global across blocks by default, or per block;
 ``min_heads_per_block`` reserves the top heads of every block first.
 Ties are broken by position, so the choice is deterministic.
+
+``sampled_keys`` is fedheads' own alternative to taking the top heads outright
+(``head_choice = "sampled"``): ranking the keys it returns instead of the scores
+draws the kept heads without replacement with probability proportional to their
+importance (the Gumbel top-k trick: the first pick is head h with probability
+w_h / sum w, the next from the rest in the same way, and so on). The draw is seeded,
+so a client's choice in a round is reproducible.
 """
 
 from __future__ import annotations
@@ -23,6 +30,22 @@ def _top(scores: Tensor, n: int) -> Tensor:
         return torch.zeros(0, dtype=torch.long)
     order = sorted(range(scores.numel()), key=lambda i: (-float(scores[i]), i))
     return torch.tensor(order[:n], dtype=torch.long)
+
+
+def sampled_keys(importance: Tensor, seed: int) -> Tensor:
+    """Keys whose ranking draws heads without replacement, with probability proportional to importance.
+
+    ``log w + Gumbel noise`` per head, with ``w`` the importance clamped at 0 (NaN as 0).
+    Heads of zero importance get ``-inf`` (drawn only after every positive one, by
+    position); if no head has positive importance every head gets weight 1 (a uniform draw).
+    """
+    w = torch.nan_to_num(importance.float(), nan=0.0).clamp(min=0.0)
+    if not bool((w > 0).any()):
+        w = torch.ones_like(w)
+    gen = torch.Generator().manual_seed(int(seed))
+    u = torch.rand(w.shape, generator=gen, dtype=torch.float64).clamp(min=1e-300)
+    gumbel = -torch.log(-torch.log(u))
+    return (torch.log(w.double()) + gumbel).float()
 
 
 def _keep_count(n: int, sparsity: float) -> int:

@@ -131,6 +131,13 @@ class ExperimentSpec(BaseModel):
     prune_ranking: Literal["global", "per_block"] = Field(
         "global", description="Rank heads across all blocks ('global') or within each block ('per_block')."
     )
+    head_choice: Literal["top", "sampled"] = Field(
+        "top",
+        description="'top': keep the heads with the highest importance (the paper); 'sampled': draw the kept "
+        "heads without replacement with probability proportional to importance, seeded per client and round "
+        "(fedheads' own), so that over the rounds the head-specific LoRA slices of every head get trained, "
+        "not only those of the few heads every client ranks first.",
+    )
     min_heads_per_block: int = Field(
         0, ge=0, le=128, description="Keep at least this many heads in every attention block."
     )

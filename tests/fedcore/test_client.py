@@ -223,3 +223,19 @@ def test_heads_random_init_adapts_the_heads_mask_mode_pruned(proj: str) -> None:
         results[init] = _head_delta_norms(ctx, local, proj)[pruned]
     assert not (results["peft"] != 0).any()  # B rows frozen at zero: no update for a pruned head
     assert (results["heads_random"] > 0).all()  # the shared A moved every pruned head's q/k/v
+
+
+def test_sampled_head_choice_varies_by_round_is_seeded_and_reports_real_importance() -> None:
+    top_ctx = build_context(preset("smoke", sparsity=0.5, local_steps=1))
+    ctx = build_context(preset("smoke", sparsity=0.5, local_steps=1, head_choice="sampled"))
+    kept_sets = set()
+    for round_ in range(1, 7):
+        task = ClientTask(round=round_, client=0, global_state=ctx.initial_state)
+        upd = train_client(ctx, task)
+        top = train_client(top_ctx, ClientTask(round=round_, client=0, global_state=top_ctx.initial_state))
+        # the same importance as 'top' reports (it feeds the aggregation weights), only the choice differs
+        assert torch.allclose(torch.tensor(upd.importance), torch.tensor(top.importance))
+        assert sum(map(sum, upd.kept)) == sum(map(sum, top.kept))
+        kept_sets.add(tuple(map(tuple, upd.kept)))
+        assert train_client(ctx, task).kept == upd.kept  # seeded by (seed, round, client)
+    assert len(kept_sets) > 1  # the untrained global model is the same each round; the draw is not

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fedcore.pruning import choose_kept
+from fedcore.pruning import choose_kept, sampled_keys
 
 
 def test_global_ranking_keeps_top_heads_across_blocks() -> None:
@@ -42,3 +42,40 @@ def test_sparsity_zero_keeps_everything_and_ties_are_deterministic() -> None:
 def test_sparsity_090_on_minilm_shape_keeps_seven_of_72() -> None:
     kept = choose_kept(torch.rand(6, 12, generator=torch.Generator().manual_seed(1)), 0.9)
     assert int(kept.sum()) == 7  # round(0.1 * 72)
+
+
+def test_sampled_keys_are_seeded_and_keep_the_budget() -> None:
+    imp = torch.rand(6, 12, generator=torch.Generator().manual_seed(2)) + 0.1
+    a = choose_kept(sampled_keys(imp, 7), 0.9)
+    assert torch.equal(a, choose_kept(sampled_keys(imp, 7), 0.9)) and int(a.sum()) == 7
+    draws = {tuple(choose_kept(sampled_keys(imp, seed), 0.9).flatten().tolist()) for seed in range(20)}
+    assert len(draws) > 10  # another seed, another draw
+
+
+def test_sampled_keys_draw_in_proportion_to_importance() -> None:
+    # one kept head of two: head 0 (weight 3) is drawn with probability 3/4
+    imp = torch.tensor([[3.0, 1.0]])
+    n = 4000
+    first = sum(bool(choose_kept(sampled_keys(imp, seed), 0.5)[0, 0]) for seed in range(n))
+    assert abs(first / n - 0.75) < 0.03  # 4.4 standard deviations
+    # without replacement: keeping 2 of [2, 1, 1] keeps head 0 with 2/4 + 1/4 * 2/3 * 2 = 5/6
+    imp = torch.tensor([[2.0, 1.0, 1.0]])
+    kept0 = sum(bool(choose_kept(sampled_keys(imp, seed), 1 / 3)[0, 0]) for seed in range(n))
+    assert abs(kept0 / n - 5 / 6) < 0.027
+
+
+def test_sampled_keys_draw_zero_importance_last_and_uniformly_when_all_zero() -> None:
+    imp = torch.tensor([[0.0, 0.5, float("nan"), 0.2]])
+    for seed in range(50):
+        assert choose_kept(sampled_keys(imp, seed), 0.5)[0].tolist() == [False, True, False, True]
+    zeros = torch.zeros(1, 4)
+    counts = torch.stack([choose_kept(sampled_keys(zeros, s), 0.75)[0] for s in range(2000)]).sum(0)
+    assert counts.sum() == 2000 and int(counts.min()) > 400  # each about 500
+
+
+def test_sampled_keys_respect_per_block_and_min_per_block() -> None:
+    imp = torch.rand(3, 8, generator=torch.Generator().manual_seed(3)) + 0.05
+    for seed in range(10):
+        assert choose_kept(sampled_keys(imp, seed), 0.5, ranking="per_block").sum(1).tolist() == [4, 4, 4]
+        kept = choose_kept(sampled_keys(imp, seed), 0.9, min_per_block=1)
+        assert (kept.sum(1) >= 1).all() and int(kept.sum()) == max(3, round(0.1 * 24))
