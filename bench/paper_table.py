@@ -145,7 +145,7 @@ def plot(results: list[dict[str, Any]]) -> str:
 
 
 def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float] | None = None,
-          plot_name: str = "", timed_seeds: int | None = None) -> str:
+          plot_name: str = "", timed_seeds: int | None = None, timing_machine: str = "") -> str:
     """The markdown table. Time columns average only the runs of seeds below ``timed_seeds`` (the main
     pass, run back to back); accuracy and the other columns average every run of a row."""
     names = list(dict.fromkeys(r["name"] for r in results))
@@ -220,7 +220,8 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
     side = []
     if timing:
         side = ["", "Local training of one client round, measured side by side: the configurations take "
-                "turns on the same client and round, median of the repetitions:", "",
+                "turns on the same client and round, median of the repetitions"
+                + (f" (measured on {timing_machine})" if timing_machine else "") + ":", "",
                 "| configuration | training s | speed-up vs dense |", "|---|---:|---:|"]
         side += [f"| {n} | {t:.2f} | {timing['dense FedAvg'] / t:.2f}x |" for n, t in timing.items()]
     where: dict[str, list[str]] = {}  # machine -> rows run there (runs saved by older versions lack it)
@@ -337,17 +338,23 @@ def main() -> int:
         print("no runs saved yet", file=sys.stderr)
         return 1
     timing_file = RESULTS / f"{stem}.timing.json"
-    timing = None
+    timing, timing_machine = None, ""
     if args.timing_reps and (args.timing or not args.report):
         timing = side_by_side(base, 1 if args.quick else args.timing_reps, extra=args.extra)
+        from _report import machine
+
+        timing_machine = machine()
+        timing_file.write_text(json.dumps({"machine": timing_machine, "median_s": timing}))
     elif args.report and timing_file.exists():
-        timing = json.loads(timing_file.read_text())
-    if timing:
-        timing_file.write_text(json.dumps(timing))
+        saved_timing = json.loads(timing_file.read_text())
+        if "median_s" in saved_timing:  # {"machine", "median_s"}; files of older versions hold only the medians
+            timing, timing_machine = saved_timing["median_s"], saved_timing.get("machine", "")
+        else:
+            timing = saved_timing
     from _report import save
 
     svg = RESULTS / f"{stem}.svg"
-    text = table(results, settings, timing, plot_name=svg.name, timed_seeds=args.seeds)
+    text = table(results, settings, timing, plot_name=svg.name, timed_seeds=args.seeds, timing_machine=timing_machine)
     print(text)
     save(args.name, text, args)
     svg.write_text(plot(results), encoding="utf-8")

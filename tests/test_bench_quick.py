@@ -6,6 +6,7 @@ started by hand (bench/README.md). gpu_check.py needs a CUDA device and is run o
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,3 +46,7 @@ def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_p
         assert names == ["dense FedAvg", "mask s=0.9", "drop s=0.9"]
         assert "(plotted in [paper_table-quick.svg](paper_table-quick.svg))" in text
         assert "| dense FedAvg | 1 | " in text  # one seed in quick mode, and the seeds column says so
+        # the side-by-side timing is saved with the machine it ran on, and a later --report names that machine
+        timing = json.loads((tmp_path / "paper_table-quick.timing.json").read_text())
+        assert timing["median_s"]["dense FedAvg"] > 0 and timing["machine"]
+        assert f"median of the repetitions (measured on {timing['machine']}):" in text
