@@ -79,3 +79,12 @@ def test_sampled_keys_respect_per_block_and_min_per_block() -> None:
         assert choose_kept(sampled_keys(imp, seed), 0.5, ranking="per_block").sum(1).tolist() == [4, 4, 4]
         kept = choose_kept(sampled_keys(imp, seed), 0.9, min_per_block=1)
         assert (kept.sum(1) >= 1).all() and int(kept.sum()) == max(3, round(0.1 * 24))
+
+
+def test_min_per_block_fill_never_picks_a_reserved_head_when_keys_are_minus_infinity() -> None:
+    # zero importance gives -inf keys (nan_to_num makes them the lowest finite float, below the -inf that marks
+    # reserved heads): the global fill still reaches the budget with unreserved heads
+    imp = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0]])
+    for seed in range(5):
+        kept = choose_kept(sampled_keys(imp, seed), 0.5, min_per_block=1)
+        assert int(kept.sum()) == 4 and kept[1, 0] and kept.sum(1).min() >= 1
