@@ -291,7 +291,7 @@ def main() -> int:
             "learning_rate": args.lr, "eval_size": args.eval_size, "batch_size": 16, "max_seq_len": 64}
     every = CONFIGS + (EXTRA if args.extra else [])
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
-    from _report import RESULTS
+    from _report import RESULTS, machine, save
 
     stem = f"{args.name}-quick" if args.quick else args.name
     partial = RESULTS / f"{stem}.partial.json"
@@ -341,17 +341,11 @@ def main() -> int:
     timing, timing_machine = None, ""
     if args.timing_reps and (args.timing or not args.report):
         timing = side_by_side(base, 1 if args.quick else args.timing_reps, extra=args.extra)
-        from _report import machine
-
         timing_machine = machine()
         timing_file.write_text(json.dumps({"machine": timing_machine, "median_s": timing}))
     elif args.report and timing_file.exists():
         saved_timing = json.loads(timing_file.read_text())
-        if "median_s" in saved_timing:  # {"machine", "median_s"}; files of older versions hold only the medians
-            timing, timing_machine = saved_timing["median_s"], saved_timing.get("machine", "")
-        else:
-            timing = saved_timing
-    from _report import save
+        timing, timing_machine = saved_timing["median_s"], saved_timing["machine"]
 
     svg = RESULTS / f"{stem}.svg"
     text = table(results, settings, timing, plot_name=svg.name, timed_seeds=args.seeds, timing_machine=timing_machine)
