@@ -20,6 +20,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from app.api.routes import experiments, meta
+from app.api_docs import add_api_docs
 from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
 from app.core.db import session_factory
@@ -83,7 +84,9 @@ def create_app(
                 reconciler.stop()
             executor.close()
 
-    app = FastAPI(title="fedheads", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="fedheads", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    add_api_docs(app)  # /docs and /redoc from local files, not FastAPI's CDN
     app.state.settings = settings
     app.state.sessions = session_factory(settings.database_url)
     app.state.round_cache = RoundCache()

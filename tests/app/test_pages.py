@@ -297,3 +297,18 @@ def test_every_page_script_exists() -> None:
     for template in (root / "templates").glob("*.html"):
         for src in re.findall(r'src="/static/([^"]+)"', template.read_text()):
             assert src == "js/plotly.min.js" or (root / "static" / src).is_file(), (template.name, src)
+
+
+def test_api_docs_pages_load_only_local_files(app_client: TestClient) -> None:
+    """/docs and /redoc name no CDN, font or favicon host; their files are served (the browser test renders them)."""
+    for url in ("/docs", "/redoc"):
+        html = app_client.get(url).text
+        linked = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert linked and all(u.startswith("/api-docs/") for u in linked), (url, linked)
+        for u in linked:
+            resp = app_client.get(u)
+            assert resp.status_code == 200 and len(resp.content) > 1000, u
+    redoc = app_client.get("/api-docs/redoc.standalone.js").content
+    assert b"cdn.redoc.ly" not in redoc and b"API docs by Redocly" in redoc
+    assert app_client.get("/api-docs/../app/main.py").status_code == 404
+    assert app_client.get("/api-docs/nope.js").status_code == 404

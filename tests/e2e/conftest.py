@@ -20,14 +20,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+# Every host name but the local ones resolves to nothing: the pages must work offline. The `page` fixture counts
+# any request that still leaves for another host (an IP literal, say) and fails the test on it.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+                 "--disable-sync", "--no-first-run",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
 # A smoke job of a few seconds once the worker process is warm (tiny BERT, synthetic data).
 TINY = {"rounds": 3, "local_steps": 4, "eval_size": 60, "max_train_examples": 600}
 
@@ -93,10 +98,23 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             ctx.close()
 
 
+def is_outside(url: str) -> bool:
+    """A request that would leave this machine (data:, blob: and about: URLs stay in the page)."""
+    parts = urlsplit(url)
+    return parts.scheme not in ("data", "blob", "about") and parts.hostname not in LOCAL_HOSTS
+
+
 @pytest.fixture
-def page(browser_context: Any) -> Iterator[Any]:
-    """A fresh tab; a JavaScript error on the page fails the test."""
+def outside_requests() -> list[str]:
+    """URLs the test's page asked for outside 127.0.0.1 (blocked by CHROMIUM_ARGS); the `page` fixture fills it."""
+    return []
+
+
+@pytest.fixture
+def page(browser_context: Any, outside_requests: list[str]) -> Iterator[Any]:
+    """A fresh tab; a JavaScript error on the page, or a request outside 127.0.0.1, fails the test."""
     pg = browser_context.new_page()
+    pg.on("request", lambda req: outside_requests.append(req.url) if is_outside(req.url) else None)
     errors: list[str] = []
     pg.on("pageerror", lambda err: errors.append(str(err)))
     # console errors too, except the browser's note on each 4xx answer (the tests provoke 422s and 409s)
@@ -106,6 +124,7 @@ def page(browser_context: Any) -> Iterator[Any]:
     yield pg
     pg.close()
     assert not errors, f"errors in the page: {errors}"
+    assert not outside_requests, f"requests outside 127.0.0.1: {outside_requests}"
 
 
 @pytest.fixture
