@@ -79,10 +79,14 @@ const FH = (() => {
   const LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
   const DENSE = "#555555";
 
-  const PLOT_CONFIG = {
-    responsive: true, displaylogo: false,
-    modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d", "toggleSpikelines"],
-  };
+  /* The config of every chart on every page (pass it to each Plotly.newPlot / Plotly.react). No Plotly logo,
+     and nothing that sends a chart away: Plotly's "Share chart..." button uploads the data to Plotly Cloud, so it
+     is switched off, removed by name, and its destination emptied (a button that came back would do nothing).
+     The camera button stays: it saves a PNG in the browser. */
+  const PLOT_CONFIG = Object.freeze({
+    responsive: true, displaylogo: false, watermark: false, showSendToCloud: false, plotlyServerURL: "",
+    modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d", "toggleSpikelines", "sendChartToCloud"],
+  });
 
   function layout(extra) {
     return Object.assign({
