@@ -120,9 +120,14 @@ def _atomic_write(path: Path, data: str) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_file(round_: int) -> str:
+    """The name, inside a checkpoint folder, of the global LoRA state after ``round_``."""
+    return f"global_round_{round_:04d}.safetensors"
+
+
 def save_checkpoint(directory: Path, round_: int, state: State, selector_state: dict, records: list[dict]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = directory / f"global_round_{round_:04d}.safetensors"
+    tensors = directory / checkpoint_file(round_)
     tmp = tensors.with_suffix(".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
     os.replace(tmp, tensors)

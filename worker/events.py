@@ -11,15 +11,13 @@ import logging
 import uuid
 from typing import Any
 
+from app.services.events import channel
+
 log = logging.getLogger(__name__)
 
 
-def channel(experiment_id: uuid.UUID | str) -> str:
-    return f"fedheads:events:{experiment_id}"
-
-
 class Publisher:
-    """Best-effort notices on ``fedheads:events:<experiment id>``."""
+    """Best-effort notices on ``fedheads:events:<experiment id>`` (the app's EventPublisher, on Redis)."""
 
     def __init__(self, redis_url: str | None) -> None:
         self._url = (

@@ -24,15 +24,15 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings, redact_url
 from app.core.locks import runner_alive
 from app.models import Experiment, utcnow
 from app.schemas import ComponentHealth
+from app.services import jobs
 from app.services.errors import BrokerUnavailable
-from app.services.events import status_event
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +229,7 @@ def dispatch_experiment(
         device = str(spec.get("device", "auto"))
     task_id = executor.dispatch(experiment_id, device=device)
     with sessions.begin() as s:
-        s.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment_id, Experiment.status == "queued")
-            .values(task_id=task_id, dispatched_at=utcnow())
-        )
+        jobs.mark_dispatched(db_session=s, experiment_id=experiment_id, task_id=task_id)
     return task_id
 
 
@@ -247,15 +243,7 @@ def recover_lost(*, sessions: sessionmaker[Session], settings: Settings) -> list
         if runner_alive(engine, settings.experiment_dir(exp_id).expanduser().resolve(), exp_id):
             continue
         with sessions.begin() as s:
-            res = s.execute(
-                update(Experiment)
-                .where(Experiment.id == exp_id, Experiment.status == "running")
-                .values(status="queued", task_id=None, dispatched_at=None, updated_at=utcnow())
-            )
-            if res.rowcount:  # type: ignore[attr-defined]
-                exp = s.get(Experiment, exp_id)
-                assert exp is not None
-                status_event(s, exp, note="runner lost; the job resumes from its last stored round")
+            if jobs.requeue_lost(db_session=s, experiment_id=exp_id):
                 lost.append(exp_id)
     return lost
 

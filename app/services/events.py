@@ -2,18 +2,33 @@
 
 Readers (SSE streams) ask for everything after an event id, so a client that
 reconnects with ``Last-Event-ID`` gets exactly what it missed, in order.
+
+After the commit, a writer announces each new event's id on the experiment's
+:func:`channel` through an :class:`EventPublisher` (the worker's publishes on Redis
+pub/sub); streams wake up at once instead of at their next poll of the table.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Event, Experiment, utcnow
+
+
+def channel(experiment_id: uuid.UUID | str) -> str:
+    """The pub/sub channel that carries the ids of an experiment's new events (``*``: every experiment)."""
+    return f"fedheads:events:{experiment_id}"
+
+
+class EventPublisher(Protocol):
+    """Announces a committed event on its experiment's :func:`channel`; best effort, never raises."""
+
+    def publish(self, experiment_id: uuid.UUID, event_id: int) -> None: ...
 
 
 def add_event(db_session: Session, experiment_id: uuid.UUID, type_: str, data: dict[str, Any]) -> Event:

@@ -1,8 +1,6 @@
-"""Experiments: create, read, cancel, resume, delete. Routes call these; they never dispatch jobs.
+"""Experiments: create, read, delete. Routes call these; they never dispatch jobs.
 
-State machine: queued -> running -> succeeded | failed | cancelled; failed and
-cancelled -> queued again on resume. Every status change is written together
-with its ``status`` event.
+Status changes (cancel, resume, and everything a runner does) are :mod:`app.services.jobs`'.
 """
 
 from __future__ import annotations
@@ -14,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
-from app.models import TERMINAL, Client, Event, Experiment, Round, utcnow
+from app.models import Client, Event, Experiment, Round, utcnow
 from app.schemas import ExperimentCreate
+from app.services import jobs
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.events import status_event
 from fedcore.spec import PRESETS, ExperimentSpec
 
 
@@ -67,17 +65,12 @@ def create_experiment(
         id=exp_id,
         name=name,
         spec=spec.model_dump(mode="json"),
-        status="queued",
-        rounds_done=0,
         rounds_total=spec.rounds,
-        cancel_requested=False,
         created_at=now,
         updated_at=now,
         artifact_dir=str(artifact_root / str(exp_id)),
     )
-    db_session.add(exp)
-    db_session.flush()
-    status_event(db_session, exp)
+    jobs.record_new(db_session=db_session, experiment=exp)
     return exp
 
 
@@ -133,62 +126,6 @@ def list_clients(*, db_session: Session, experiment_id: uuid.UUID) -> tuple[Expe
         select(Client).where(Client.experiment_id == experiment_id).order_by(Client.client_index)
     ).all()
     return exp, rows
-
-
-def request_cancel(*, db_session: Session, experiment_id: uuid.UUID) -> Experiment:
-    """Queued: cancelled at once. Running: flag it; the runner stops within one training step."""
-    exp = get_experiment(db_session=db_session, experiment_id=experiment_id)
-    if exp.status in TERMINAL:
-        raise Conflict(
-            f"experiment {experiment_id} is {exp.status}; only queued or running experiments can be cancelled"
-        )
-    now = utcnow()
-    res = db_session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment_id, Experiment.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now)
-    )
-    if res.rowcount == 1:  # type: ignore[attr-defined]
-        db_session.refresh(exp)
-        status_event(db_session, exp)
-    else:  # it started meanwhile (or was running): the runner reads the flag
-        db_session.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment_id, Experiment.status == "running")
-            .values(cancel_requested=True, updated_at=now)
-        )
-        db_session.refresh(exp)
-        if exp.status in TERMINAL and exp.status != "cancelled":
-            raise Conflict(f"experiment {experiment_id} finished ({exp.status}) before it could be cancelled")
-    return exp
-
-
-def request_resume(*, db_session: Session, experiment_id: uuid.UUID) -> Experiment:
-    """Failed or cancelled: queue it again; the runner continues after the last stored round."""
-    exp = get_experiment(db_session=db_session, experiment_id=experiment_id)
-    if exp.status not in ("failed", "cancelled"):
-        raise Conflict(
-            f"experiment {experiment_id} is {exp.status}; only failed or cancelled experiments can be resumed"
-        )
-    now = utcnow()
-    res = db_session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment_id, Experiment.status.in_(("failed", "cancelled")))
-        .values(
-            status="queued",
-            cancel_requested=False,
-            error=None,
-            finished_at=None,
-            task_id=None,
-            dispatched_at=None,
-            updated_at=now,
-        )
-    )
-    if res.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"experiment {experiment_id} changed state meanwhile; try again")
-    db_session.refresh(exp)
-    status_event(db_session, exp, resumed_from=exp.rounds_done)
-    return exp
 
 
 def delete_experiment(*, db_session: Session, experiment_id: uuid.UUID) -> Path | None:

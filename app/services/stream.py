@@ -27,8 +27,7 @@ from sse_starlette import ServerSentEvent
 
 from app.core.db import read_session
 from app.models import TERMINAL, Event
-from app.services.events import events_after
-from worker.events import channel
+from app.services.events import channel, events_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

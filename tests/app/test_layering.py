@@ -60,3 +60,29 @@ def test_api_and_worker_parent_start_without_importing_torch(tmp_path: Path) -> 
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def _status_writes(path: Path) -> list[str]:
+    """Lines that set a job's status: ``x.status = ...``, ``.values(status=...)``, ``Experiment(status=...)``."""
+    hits = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Attribute) and t.attr == "status" for t in targets):
+            hits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("values", "Experiment") and any(k.arg == "status" for k in node.keywords):
+                hits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return hits
+
+
+def test_only_the_jobs_service_writes_a_job_status() -> None:
+    modules = _modules("app", "services/jobs.py") + _modules("worker", "runner.py")
+    home = ROOT / "app" / "services" / "jobs.py"
+    assert _status_writes(home), "the status writes in app/services/jobs.py are not recognised"
+    assert [hit for p in modules if p != home for hit in _status_writes(p)] == []

@@ -37,8 +37,7 @@ from app.core.db import (
     session_factory,
     session_scope,
 )
-from app.core.locks import _key as lock_key
-from app.core.locks import runner_alive
+from app.core.locks import lock_holder, lock_key, runner_alive
 from app.main import create_app
 from app.models import Event, Experiment, Round
 from app.services.dispatch import recover_lost
@@ -57,7 +56,7 @@ from tests.app.stack import (
     wait_for,
 )
 from tests.proxy import TcpProxy
-from worker.runner import lock_holder, run_job
+from worker.runner import run_job
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 RETRY_BUDGET = 5.0  # FEDHEADS_DB_RETRY_SECONDS of the proxied worker (the default is 30)

@@ -1,4 +1,4 @@
-"""worker.runner called as a function, on a real PostgreSQL schema of its own (no API, no broker).
+"""worker.runner and its RunningJob called as functions, on a PostgreSQL schema of their own (no API, no broker).
 
 A job is idempotent: run twice, resumed after its runner died, or re-delivered after the
 checkpoint got ahead of the database, it stores every round exactly once and the same figures.
@@ -21,10 +21,11 @@ from app.core.locks import job_lock
 from app.models import Client, Event, Experiment, Round
 from app.services.dispatch import recover_lost
 from app.services.experiments import create_experiment
+from app.services.running import CancelFlag, RunningJob
 from fedcore.client import ClientTask, ClientUpdate, train_client
 from fedcore.spec import preset
 from tests.app.stack import TEST_JOB, clean_rows, figures, fresh_schema, reference_records
-from worker.runner import CancelFlag, Job, run_job
+from worker.runner import run_job
 
 
 class Died(BaseException):
@@ -151,7 +152,7 @@ def test_run_job_stores_a_round_that_only_the_checkpoint_holds(settings: Setting
 def test_persist_round_is_a_no_op_when_the_round_is_already_stored(settings: Settings) -> None:
     exp_id = _new_job(settings)
     record = reference_records(TEST_JOB)[0]
-    job = Job(exp_id, settings, publisher=_NoPublisher())
+    job = RunningJob(exp_id, settings, publisher=_NoPublisher())
     assert job.persist_round(record) is True
     assert job.persist_round(record) is False
     assert len(_records(settings, exp_id)) == 1

@@ -44,6 +44,7 @@ from app.schemas import (
 )
 from app.services import adapter as adapter_svc
 from app.services import experiments as svc
+from app.services import jobs
 from app.services.dispatch import dispatch_experiment
 from app.services.errors import BrokerUnavailable
 from app.services.stream import event_stream
@@ -255,7 +256,7 @@ def _event_id(header: str | None) -> int:
 )
 def cancel_experiment(experiment_id: uuid.UUID, db: DbDep) -> Accepted:
     """Queued: cancelled now. Running: stops within one local training step; stored rounds are kept."""
-    exp = svc.request_cancel(db_session=db, experiment_id=experiment_id)
+    exp = jobs.request_cancel(db_session=db, experiment_id=experiment_id)
     db.commit()
     msg = (
         "cancelled"
@@ -276,7 +277,7 @@ def resume_experiment(
     experiment_id: uuid.UUID, db: DbDep, sessions: SessionsDep, executor: ExecutorDep
 ) -> Any:
     """Failed or cancelled: queue again; it continues after the last stored round."""
-    exp = svc.request_resume(db_session=db, experiment_id=experiment_id)
+    exp = jobs.request_resume(db_session=db, experiment_id=experiment_id)
     db.commit()
     try:
         dispatch_experiment(sessions=sessions, executor=executor, experiment_id=exp.id)
