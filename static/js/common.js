@@ -79,13 +79,68 @@ const FH = (() => {
   const LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
   const DENSE = "#555555";
 
+  // --- CSV and downloads ----------------------------------------------------------------------------
+
+  /** One CSV cell: quoted when needed; a text cell that a spreadsheet would run as a formula gets a leading '. */
+  function csvCell(v) {
+    if (v === null || v === undefined) return "";
+    if (typeof v !== "string") return String(v);
+    const s = /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
+    return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  }
+
+  /** CSV text (RFC 4180 line ends) of a header row and data rows. */
+  function csv(header, rows) {
+    return [header, ...rows].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
+  }
+
+  /** Save text as a file from the browser (nothing is uploaded). */
+  function download(filename, text, type) {
+    const url = URL.createObjectURL(new Blob([text], { type: type || "text/csv;charset=utf-8" }));
+    const a = el("a", { href: url, download: filename });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  /** A file name from free text: letters, digits, '-', '.' and '_' only. */
+  function slug(s) { return String(s).replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 80) || "fedheads"; }
+
+  const unescapeHtml = (s) => String(s).replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
+  /**
+   * The data a chart draws, in long form: one row per point, columns trace, x, y (and z for heatmaps, one row
+   * per cell). Exactly the numbers on the chart, whatever its kind.
+   */
+  function chartCsv(gd) {
+    const heat = gd.data.some((t) => t.type === "heatmap");
+    const rows = [];
+    gd.data.forEach((t, i) => {
+      const name = unescapeHtml(t.name || `trace ${i}`);
+      if (t.type === "heatmap") {
+        (t.z || []).forEach((row, r) => (row || []).forEach((z, c) => {
+          rows.push([name, t.x ? t.x[c] : c, t.y ? t.y[r] : r, z]);
+        }));
+      } else {
+        (t.x || []).forEach((x, k) => rows.push(heat ? [name, x, t.y[k], null] : [name, x, t.y[k]]));
+      }
+    });
+    return csv(heat ? ["trace", "x", "y", "z"] : ["trace", "x", "y"], rows);
+  }
+
+  const CSV_BUTTON = {
+    name: "downloadCsv", title: "Download data as CSV",
+    icon: { width: 1000, height: 1000, path: "M430 80h140v420h150L500 740 280 500h150z M120 800h760v120H120z" },
+    click: (gd) => download(`${slug(document.title.split("·")[0].trim())}-${gd.id || "chart"}.csv`, chartCsv(gd)),
+  };
+
   /* The config of every chart on every page (pass it to each Plotly.newPlot / Plotly.react). No Plotly logo,
      and nothing that sends a chart away: Plotly's "Share chart..." button uploads the data to Plotly Cloud, so it
      is switched off, removed by name, and its destination emptied (a button that came back would do nothing).
-     The camera button stays: it saves a PNG in the browser. */
+     The camera button saves a PNG and the CSV button the chart's numbers, both in the browser. */
   const PLOT_CONFIG = Object.freeze({
     responsive: true, displaylogo: false, watermark: false, showSendToCloud: false, plotlyServerURL: "",
     modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d", "toggleSpikelines", "sendChartToCloud"],
+    modeBarButtonsToAdd: [CSV_BUTTON],
   });
 
   function layout(extra) {
@@ -174,5 +229,8 @@ const FH = (() => {
     };
   }
 
-  return { el, api, fmt, painter, LINE_COLOURS, DENSE, PLOT_CONFIG, layout, axis, copyText, pageData, shq, plotText };
+  return {
+    el, api, fmt, painter, LINE_COLOURS, DENSE, PLOT_CONFIG, layout, axis, copyText, pageData, shq, plotText, csv,
+    download, slug, chartCsv,
+  };
 })();

@@ -38,14 +38,27 @@ const FHPanels = ({ S, P, exp }) => {
   }
   const scale = (key) => (key === "accuracy" ? 100 : 1);
 
+  /**
+   * Accuracy and loss as two small charts on one round axis (accuracy above, loss below), each with its own
+   * automatic round ticks; not two y axes over one plot, whose lines would cross for no reason. Accuracy reads in
+   * percent; loss starts at zero, its floor, so a fall in loss is not drawn larger than it is.
+   */
+  function accuracyLossLayout(key) {
+    const unit = key === "accuracy" ? "accuracy (%)" : key;
+    return layout({
+      xaxis: axis("round", { anchor: "y2" }),
+      yaxis: axis(unit, { domain: [0.44, 1], anchor: "x", tickformat: key === "accuracy" ? ".0f" : null }),
+      yaxis2: axis("loss (nats)", { domain: [0, 0.34], anchor: "x", rangemode: "tozero" }),
+      margin: { l: 60, r: 20, t: 10, b: 48 },
+    });
+  }
+
   function buildLineCharts(key) {
-    const unit = key === "accuracy" ? "test accuracy (%)" : `test ${key}`;
     newLines("chart-acc", [
-      line(key === "accuracy" ? "accuracy" : key, C[0]),
-      line("loss", C[1], { yaxis: "y2", marker: { size: 5, symbol: "diamond" } }),
-    ], layout({ xaxis: axis("round"), yaxis: axis(unit),
-      yaxis2: axis("test loss (nats)", { overlaying: "y", side: "right", showgrid: false }),
-      margin: { l: 60, r: 60, t: 10, b: 48 } }));
+      line(key === "accuracy" ? "accuracy" : key, C[0],
+        { hovertemplate: key === "accuracy" ? "round %{x}: %{y:.1f} %" : "round %{x}: %{y:.4f}" }),
+      line("loss", C[1], { yaxis: "y2", marker: { size: 5, symbol: "diamond" }, hovertemplate: "round %{x}: %{y:.4f}" }),
+    ], accuracyLossLayout(key));
     newLines("chart-comm", [
       line("upload (pruned)", C[0]), dashed("upload, dense counterfactual", DENSE), line("download", C[2]),
     ], layout({ xaxis: axis("round"), yaxis: axis("MB per round", { rangemode: "tozero" }) }));
@@ -98,6 +111,32 @@ const FHPanels = ({ S, P, exp }) => {
         const gd = $(id);
         if (gd.layout && gd.layout.xaxis && (gd.layout.xaxis.dtick ?? null) !== dtick) Plotly.relayout(gd, { "xaxis.dtick": dtick });
       }, "ticks");
+    }
+  }
+
+  // --- the round cursor on the round-indexed charts -------------------------------------------------
+
+  const ROUND_CHARTS = ["chart-acc", "chart-comm", "chart-cum", "chart-ops", "chart-wall", "chart-sel"];
+  const CURSOR = "#e8175d";  // the colour of "the one chosen" on every chart (the highlighted head too)
+
+  /** A dotted line at round n across the whole figure; on the selection timeline, a frame round its column. */
+  function cursorShapes(id, n) {
+    if (n === null || n === undefined) return [];
+    if (id === "chart-sel") {
+      return [{ type: "rect", xref: "x", yref: "paper", x0: n - 0.5, x1: n + 0.5, y0: 0, y1: 1,
+        line: { color: CURSOR, width: 2 } }];
+    }
+    return [{ type: "line", xref: "x", yref: "paper", x0: n, x1: n, y0: 0, y1: 1, layer: "above",
+      line: { color: CURSOR, width: 1.5, dash: "dot" } }];
+  }
+
+  /** Mark the cursor's round (S.cursor, read when the chart is drawn) on every round-indexed chart. */
+  function markRound() {
+    for (const id of ROUND_CHARTS) {
+      P.paint(id, () => {
+        const gd = $(id);
+        if (gd.layout) Plotly.relayout(gd, { shapes: cursorShapes(id, S.cursor) });
+      }, "cursor");
     }
   }
 
@@ -169,6 +208,21 @@ const FHPanels = ({ S, P, exp }) => {
     Plotly.react($("chart-freq"), fig.data, fig.layout, PLOT_CONFIG);
   }
 
+  /** The head kept by at least one client in round n with the highest global importance; null if none was kept. */
+  function mostImportantKeptHead(n) {
+    const rec = record(n);
+    if (!rec) return null;
+    const imp = rec.global_importance || [];
+    let best = null;
+    for (const c of rec.clients || []) {
+      (c.kept || []).forEach((row, b) => row.forEach((kept, h) => {
+        const v = imp[b] && imp[b][h] !== null && imp[b][h] !== undefined ? imp[b][h] : -Infinity;
+        if (kept && (best === null || v > best.v)) best = { block: b, head: h, v };
+      }));
+    }
+    return best && { block: best.block, head: best.head };
+  }
+
   function drawAggregation() {
     const rec = record(S.cursor);
     if (!rec) return;
@@ -190,6 +244,12 @@ const FHPanels = ({ S, P, exp }) => {
       hovertemplate: "%{x}: weight %{y:.3f} (%{customdata})<extra></extra>",
     }], layout({ margin: { l: 60, r: 10, t: 6, b: 40 }, showlegend: false, xaxis: axis(""), annotations: empty,
       yaxis: axis("weight (share)", { range: [0, 1.05] }) }), PLOT_CONFIG), "react");
+    const cells = (rec.agreement || []).flat();
+    const blank = cells.filter((v) => v === null || v === undefined).length;
+    $("agree-note").textContent = blank
+      ? `White cells (${blank} of ${cells.length} heads this round): fewer than two of the round's clients kept ` +
+        "that head, so there are no two updates to compare."
+      : "Every head was kept by at least two of the round's clients.";
     P.paint("chart-agree", () => {
       const fig = FHCharts.headHeatmap(rec.agreement, { blocks: names, heads: heads(), title: "agreement (cos)",
         zmin: -1, zmax: 1, highlight: S.head, fmt: ".3f" });
@@ -233,6 +293,7 @@ const FHPanels = ({ S, P, exp }) => {
     P.paint("chart-sel", () => {
       const fig = FHCharts.selectionFigure(S.sel);
       fig.layout.xaxis.dtick = S.sel.x.length <= 12 ? 1 : null;
+      fig.layout.shapes = cursorShapes("chart-sel", S.cursor);
       Plotly.react($("chart-sel"), fig.data, fig.layout, PLOT_CONFIG);
     }, "react");
   }
@@ -272,5 +333,6 @@ const FHPanels = ({ S, P, exp }) => {
   return {
     blocks, heads, metricKey, buildLineCharts, extendLines, overlayDense, record, drawImportance, drawStrip,
     drawFreq, drawAggregation, initSelection, addSelectionColumn, drawSelection, drawSelectionReason, loadClients,
+    markRound, mostImportantKeptHead,
   };
 };

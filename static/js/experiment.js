@@ -28,6 +28,7 @@
   const {
     blocks, heads, metricKey, buildLineCharts, extendLines, overlayDense, drawImportance, drawStrip,
     drawFreq, drawAggregation, initSelection, addSelectionColumn, drawSelection, drawSelectionReason, loadClients,
+    markRound, mostImportantKeptHead,
   } = FHPanels({ S, P, exp });
 
   // --- the round cursor ---------------------------------------------------------------------------
@@ -35,13 +36,18 @@
   function drawCursorPanels() {
     if (!S.records.length) return;
     $("round-out").textContent = `${S.cursor} / ${S.records[S.records.length - 1].round}`;
-    drawImportance(); drawStrip(); drawAggregation(); drawSelectionReason(S.cursor);
+    drawImportance(); drawStrip(); drawAggregation(); drawSelectionReason(S.cursor); markRound();
   }
 
   function setCursor(n, fromUser) {
     if (!S.byRound.has(n)) return;
     S.cursor = n;
     $("round-slider").value = String(n);
+    if (!S.headChosen) {  // the inspector opens on the most important head that a client kept
+      S.headChosen = true;
+      const best = mostImportantKeptHead(n);
+      if (best) { S.head = best; $("agg-block").value = String(best.block); $("agg-head").value = String(best.head); }
+    }
     if (fromUser) {
       S.follow = n === S.records[S.records.length - 1].round;
       $("follow").checked = S.follow;
@@ -51,6 +57,7 @@
 
   function setHead(block, head) {
     S.head = { block, head };
+    S.headChosen = true;
     $("agg-block").value = String(block);
     $("agg-head").value = String(head);
     drawImportance(); drawAggregation();
@@ -287,6 +294,8 @@
       setTimeout(() => URL.revokeObjectURL(url), 10000);
       note(`downloaded the adapter of round ${n}`);
     });
+    $("export-json").setAttribute("download", `${FH.slug(exp.name)}-rounds.json`);
+    $("export-csv").addEventListener("click", async () => note(await FHExport.saveRoundsCsv(BASE, exp.name)));
     const body = () => ({ name: exp.name, spec: exp.spec });
     $("copy-json").addEventListener("click", async () => {
       note(await copyText(JSON.stringify(exp.spec, null, 2)) ? "spec copied as JSON" : "copy failed: select it in the Spec panel");
