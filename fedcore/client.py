@@ -24,7 +24,7 @@ from fedcore.context import RunContext
 from fedcore.importance import confidence_and_loss, gradient_importance
 from fedcore.lora_state import PEFT_PREFIX, LoraLayout, State, state_to
 from fedcore.models.families import Batch
-from fedcore.pruning import choose_kept, sampled_keys
+from fedcore.pruning import choose_kept, compute_heads, edge_blocks, ramped, sampled_keys
 
 
 class Cancelled(RuntimeError):
@@ -53,6 +53,9 @@ class ClientUpdate:
     importance: list[list[float]]
     loss_global: float
     loss_local: float
+    loss_pruned: float  # the received global model as the client trains it (heads removed) on its sample
+    compute: list[list[bool]]  # heads in the local forward: all in 'mask' mode, a superset of kept in 'drop'
+    step_losses: list[float]
     train_loss: float
     steps: int
     ops: float
@@ -127,14 +130,21 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def _freeze_restorer(ctx: RunContext, model: nn.Module, kept: Tensor) -> Callable[[], None]:
-    """Mask mode: after each optimizer step, put the pruned heads' LoRA slices back."""
+def _freeze_restorer(ctx: RunContext, model: nn.Module, kept: Tensor,
+                     present: Tensor | None = None) -> Callable[[], None]:
+    """After each optimizer step, put the LoRA slices of heads not ``kept`` back.
+
+    ``present``: the heads a dropped copy still holds (its head tensors hold only their slices);
+    None for the full model.
+    """
     saved = []
     params = dict(model.named_parameters())
     for hp in ctx.layout.head_params:
         name = hp.key.replace(".weight", ".default.weight")
         p = params[name]
         mask = ctx.layout.unit_mask(hp, kept)
+        if present is not None:
+            mask = mask[ctx.layout.unit_mask(hp, present)]
         if bool(mask.all()):
             continue
         frozen = (~mask).nonzero().flatten()
@@ -157,16 +167,32 @@ def _dropped_state(model: nn.Module, layout: LoraLayout) -> State:
     return {k: local[k] for k in layout.keys}
 
 
-def _to_full_model(ctx: RunContext, dropped: nn.Module, kept: Tensor, global_state: State) -> nn.Module:
+def _full_state(ctx: RunContext, dropped: nn.Module, present: Tensor, global_state: State) -> State:
+    """A dropped copy's LoRA state at full size: the removed heads' slices hold the received global values."""
+    fill = state_to(global_state, ctx.device)
+    return ctx.layout.expand_state(_dropped_state(dropped, ctx.layout), present, fill)
+
+
+def _to_full_model(ctx: RunContext, dropped: nn.Module, present: Tensor, global_state: State) -> nn.Module:
     """Drop mode's dense tail: the shared model, holding what the dropped copy has learned so far.
 
-    The copy's shared halves, classifier and kept slices go into the full LoRA state; the
-    pruned heads' slices keep the received global values (and stay frozen from here on).
+    The copy's shared halves, classifier and trained slices go into the full LoRA state; the
+    removed heads' slices keep the received global values (and stay frozen from here on).
     """
-    fill = state_to(global_state, ctx.device)
-    full = ctx.layout.expand_state(_dropped_state(dropped, ctx.layout), kept, fill)
-    set_peft_model_state_dict(ctx.model, full)
+    set_peft_model_state_dict(ctx.model, _full_state(ctx, dropped, present, global_state))
     return ctx.model
+
+
+def _compute_mask(ctx: RunContext, scores: Tensor, kept: Tensor, round_: int) -> Tensor:
+    """The heads of the local forward: every head outside 'drop' mode; in 'drop' mode the
+    (ramped) compute sparsity's heads, the edge blocks and the uploaded ones."""
+    spec = ctx.spec
+    if spec.prune_mode != "drop" or spec.sparsity <= 0:
+        return torch.ones_like(kept)
+    target = spec.sparsity if spec.compute_sparsity is None else spec.compute_sparsity
+    s = ramped(target, round_, spec.compute_ramp_rounds)
+    return compute_heads(scores, kept, s, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block,
+                         edge=edge_blocks(ctx.blocks, spec.compute_edge_blocks))
 
 
 def train_client(
@@ -201,6 +227,7 @@ def train_client(
     if spec.head_choice == "sampled" and spec.sparsity > 0:
         scores = sampled_keys(importance, seed + 2)
     kept = choose_kept(scores, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block)
+    compute = _compute_mask(ctx, scores, kept, task.round)  # heads of the local forward, a superset of kept
 
     # 3. the local model: the shared one (mask) or a copy with heads removed (drop); with
     #    drop_dense_steps, the last steps of drop mode switch to the shared one (see _to_full_model)
@@ -209,11 +236,17 @@ def train_client(
     dense_tail = min(spec.drop_dense_steps, steps) if drop else 0
     dropped = drop and dense_tail < steps  # some steps run on the copy with heads removed
     restore: Callable[[], None] | None = None
+    loss_pruned = loss_global  # 'mask' mode trains the full forward
     if dropped:
-        from fedcore.drop import drop_heads
+        from fedcore.drop import drop_heads, scale_kept_heads
 
         model = copy.deepcopy(ctx.model)
-        drop_heads(model, ctx.blocks, kept, prefix=PEFT_PREFIX)
+        drop_heads(model, ctx.blocks, compute, prefix=PEFT_PREFIX)
+        if spec.drop_scaling:
+            scale_kept_heads(model, ctx.blocks, compute, prefix=PEFT_PREFIX)
+        if not bool(torch.equal(compute, kept)):  # heads in the forward but not uploaded: frozen
+            restore = _freeze_restorer(ctx, model, kept, present=compute)
+        loss_pruned = mean_loss(ctx, model, probe)
     else:
         model = ctx.model
         if spec.sparsity > 0:
@@ -233,7 +266,7 @@ def train_client(
         if should_stop is not None and should_stop():
             raise Cancelled(f"stopped during round {task.round}, client {task.client}")
         if dropped and step == steps - dense_tail:  # the dense tail: carry on on the full model
-            model = _to_full_model(ctx, model, kept, task.global_state)
+            model = _to_full_model(ctx, model, compute, task.global_state)
             dropped = False
             restore = _freeze_restorer(ctx, model, kept)
             opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
@@ -254,7 +287,7 @@ def train_client(
         n = int(batch["input_ids"].shape[0])
         kw = dict(batch=n, enc_len=enc_len, dec_len=dec_len, lora_r=spec.lora_r, lora_targets=spec.lora_targets,
                   train_classifier=ctx.task == "classification")
-        ops = ops + step_ops(ctx.arch, kept=kept if dropped else None, **kw)  # type: ignore[arg-type]
+        ops = ops + step_ops(ctx.arch, kept=compute if dropped else None, **kw)  # type: ignore[arg-type]
         ops_dense = ops_dense + step_ops(ctx.arch, kept=None, **kw)  # type: ignore[arg-type]
     train_time = time.perf_counter() - t_train
     model.eval()
@@ -263,7 +296,12 @@ def train_client(
     loss_local = mean_loss(ctx, model, probe)
 
     # 6. upload: shared halves + kept slices (a dropped copy's tensors are already sliced)
-    sliced = _dropped_state(model, layout) if dropped else layout.slice_state(get_peft_model_state_dict(model), kept)
+    if dropped and bool(torch.equal(compute, kept)):  # the copy's tensors are already the upload's slices
+        sliced = _dropped_state(model, layout)
+    elif dropped:
+        sliced = layout.slice_state(_full_state(ctx, model, compute, task.global_state), kept)
+    else:
+        sliced = layout.slice_state(get_peft_model_state_dict(model), kept)
     upload = layout.upload(sliced, kept, importance)
     blob = serialize_payload(upload)
     # the dense counterfactual: a full LoRA state in the same wire format (same shapes as the global one)
@@ -271,7 +309,8 @@ def train_client(
     return ClientUpdate(
         round=task.round, client=task.client, num_examples=len(idx), payload=blob, bytes_up=len(blob),
         bytes_up_dense=dense_bytes, bytes_down=bytes_down, kept=kept.tolist(),
-        importance=importance.tolist(), loss_global=loss_global, loss_local=loss_local,
+        importance=importance.tolist(), loss_global=loss_global, loss_local=loss_local, loss_pruned=loss_pruned,
+        compute=compute.tolist(), step_losses=losses,
         train_loss=float(np.mean(losses)) if losses else float("nan"), steps=steps,
         ops=ops.whole_step, ops_dense=ops_dense.whole_step, ops_attention=ops.attention_lora,
         ops_attention_dense=ops_dense.attention_lora, wall_time=time.perf_counter() - t0, train_time=train_time,

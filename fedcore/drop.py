@@ -210,6 +210,31 @@ def head_mask_reference(
     return handles
 
 
+def scale_kept_heads(
+    model: nn.Module, blocks: Sequence[AttentionBlock], kept: Tensor, *, prefix: str = ""
+) -> list[RemovableHandle]:
+    """Inverted scaling for a dropped model: a block's o-projection input times heads / kept heads.
+
+    HeteroFL's scaler (Diao et al. 2021, arXiv 2010.01264) applied to heads: with a fraction
+    of a block's heads removed, scaling the remaining heads' summed contribution makes the
+    full block the expectation of its sub-blocks. Blocks that keep every head, or none, are
+    left as they are. Returns the hooks' handles.
+    """
+    _check_kept(blocks, kept)
+    handles = []
+    for block, row in zip(blocks, kept, strict=True):
+        n = int(row[: block.num_heads].sum())
+        if n in (0, block.num_heads):
+            continue
+        factor = block.num_heads / n
+
+        def hook(_module: nn.Module, args: tuple[Any, ...], factor: float = factor) -> tuple[Any, ...]:
+            return (args[0] * factor, *args[1:])  # (B, T, n*d)
+
+        handles.append(model.get_submodule(prefix + block.o).register_forward_pre_hook(hook))
+    return handles
+
+
 def _head_mask_hook(row: Tensor, head_dim: int) -> Callable[[nn.Module, tuple[Any, ...]], tuple[Any, ...]]:
     mask = row.detach().to(torch.bool)
 

@@ -14,14 +14,24 @@ draws the kept heads without replacement with probability proportional to their
 importance (the Gumbel top-k trick: the first pick is head h with probability
 w_h / sum w, the next from the rest in the same way, and so on). The draw is seeded,
 so a client's choice in a round is reproducible.
+
+In ``drop`` mode a client may remove fewer heads from its local compute than it
+prunes from its upload (``compute_sparsity``, fedheads' own): ``compute_heads``
+gives that larger set, optionally ramped up over the first rounds
+(``compute_ramp_rounds``, after PruneFL, Jiang et al. 2022, arXiv 1909.12326) and
+with the first and last blocks of each stack kept whole (``compute_edge_blocks``,
+after Offsite-tuning, Xiao et al. 2023, arXiv 2302.04870).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from fedcore.models.base import AttentionBlock
 
 
 def _top(scores: Tensor, n: int) -> Tensor:
@@ -82,3 +92,44 @@ def choose_kept(
         flat[kept.flatten()] = -math.inf
         kept.view(-1)[_top(flat, remaining)] = True
     return kept
+
+
+def ramped(sparsity: float, round_: int, ramp_rounds: int) -> float:
+    """The sparsity of round ``round_`` (1-based) on a linear ramp: 0 in round 1, ``sparsity`` from round 1 + N."""
+    if ramp_rounds <= 0:
+        return sparsity
+    return sparsity * min(1.0, (round_ - 1) / ramp_rounds)
+
+
+def edge_blocks(blocks: Sequence[AttentionBlock], n: int) -> Tensor:
+    """Bool [blocks]: the first and the last ``n`` blocks of each stack (``group``: encoder, decoder, cross)."""
+    edge = torch.zeros(len(blocks), dtype=torch.bool)
+    if n <= 0:
+        return edge
+    for group in {b.group for b in blocks}:
+        layers = sorted(b.layer for b in blocks if b.group == group)
+        ends = set(layers[:n]) | set(layers[-n:])
+        for i, b in enumerate(blocks):
+            if b.group == group and b.layer in ends:
+                edge[i] = True
+    return edge
+
+
+def compute_heads(
+    scores: Tensor,
+    kept: Tensor,
+    sparsity: float,
+    *,
+    ranking: str = "global",
+    min_per_block: int = 0,
+    edge: Tensor | None = None,
+) -> Tensor:
+    """Bool [blocks, heads]: the heads of a client's local forward, a superset of its uploaded ``kept`` heads.
+
+    The top (1 - ``sparsity``) heads by the same ``scores`` (so, ranked alike, they contain
+    ``kept``), every head of the ``edge`` blocks, and ``kept`` itself.
+    """
+    compute = choose_kept(scores, sparsity, ranking=ranking, min_per_block=min_per_block) | kept
+    if edge is not None:
+        compute |= edge[:, None]
+    return compute

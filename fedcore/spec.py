@@ -148,6 +148,29 @@ class ExperimentSpec(BaseModel):
         "network that is evaluated; 0: every step on the pruned copy.",
     )
 
+    compute_sparsity: float | None = Field(
+        None, ge=0, le=0.99,
+        description="'drop' mode: the fraction of heads removed from local training (forward and backward), "
+        "at most `sparsity`; unset: equal to `sparsity`. Heads kept for compute but pruned for communication "
+        "stay in the forward with their LoRA slices frozen, as in 'mask' (fedheads' own: two sparsities).",
+    )
+    compute_ramp_rounds: int = Field(
+        0, ge=0, le=10_000,
+        description="'drop' mode: the compute sparsity rises linearly from 0 in round 1 to its target in round "
+        "1 + N (after PruneFL, Jiang et al. 2022); the communication sparsity holds from round 1. 0: no ramp.",
+    )
+    compute_edge_blocks: int = Field(
+        0, ge=0, le=1000,
+        description="'drop' mode: the first and the last N attention blocks of each stack keep every head in "
+        "local compute (after Offsite-tuning, Xiao et al. 2023); the other blocks lose heads as usual.",
+    )
+    drop_scaling: bool = Field(
+        False,
+        description="'drop' mode: scale a block's attention output (the o-projection input) by heads / kept "
+        "heads during local training, so the full model is the expectation of the sub-networks (HeteroFL's "
+        "scaler, Diao et al. 2021).",
+    )
+
     # --- aggregation & selection --------------------------------------------
     aggregation: Literal["fedavg", "masked_fedavg", "head_weighted"] = Field(
         "fedavg", description="Server aggregation rule."
@@ -191,6 +214,11 @@ class ExperimentSpec(BaseModel):
             )
         if len(set(self.lora_targets)) != len(self.lora_targets):
             raise ValueError("lora_targets must not repeat a projection")
+        if self.compute_sparsity is not None and self.compute_sparsity > self.sparsity:
+            raise ValueError(
+                f"compute_sparsity ({self.compute_sparsity}) must be <= sparsity ({self.sparsity}): heads "
+                "removed from the forward cannot be trained and uploaded"
+            )
         if self.dataset == "local" and not self.data_path:
             raise ValueError("dataset 'local' needs data_path")
         return self

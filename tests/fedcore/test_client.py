@@ -239,3 +239,74 @@ def test_sampled_head_choice_varies_by_round_is_seeded_and_reports_real_importan
         kept_sets.add(tuple(map(tuple, upd.kept)))
         assert train_client(ctx, task).kept == upd.kept  # seeded by (seed, round, client)
     assert len(kept_sets) > 1  # the untrained global model is the same each round; the draw is not
+
+
+def test_drop_path_with_every_head_kept_equals_dense_step_for_step() -> None:
+    """The drop code path (a copy, drop_heads, the copy's state uploaded) with an all-true mask
+    is dense training: the same loss at every step, the same upload bytes."""
+    dense_ctx = build_context(preset("smoke", sparsity=0.0, local_steps=5))
+    drop_ctx = build_context(preset("smoke", sparsity=0.01, prune_mode="drop", local_steps=5))  # 16 of 16 kept
+    g = {k: (torch.randn_like(v) if "lora_B" in k else v.clone()) for k, v in dense_ctx.initial_state.items()}
+    dense = train_client(dense_ctx, ClientTask(round=2, client=1, global_state=g))
+    drop = train_client(drop_ctx, ClientTask(round=2, client=1, global_state=g))
+    assert all(all(row) for row in drop.kept) and drop.compute == drop.kept
+    assert len(drop.step_losses) == 5 and drop.step_losses == dense.step_losses
+    assert drop.loss_pruned == drop.loss_global == dense.loss_global
+    assert drop.loss_local == dense.loss_local and drop.payload == dense.payload
+
+
+def _head_units(state: dict, ctx, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {hp.key: _units(state, hp, ctx.layout.unit_mask(hp, mask)) for hp in ctx.layout.head_params}
+
+
+def test_compute_sparsity_trains_uploaded_heads_and_freezes_the_other_computed_ones() -> None:
+    spec = preset("smoke", sparsity=0.75, compute_sparsity=0.25, prune_mode="drop", local_steps=3)
+    ctx = build_context(spec)
+    g = {k: (torch.randn_like(v) if "lora_B" in k else v.clone()) for k, v in ctx.initial_state.items()}
+    upd = train_client(ctx, ClientTask(round=1, client=0, global_state=g))
+    kept, compute = torch.tensor(upd.kept), torch.tensor(upd.compute)
+    assert int(kept.sum()) == 4 and int(compute.sum()) == 12 and bool((compute | ~kept).all())
+    assert upd.ops < upd.ops_dense and upd.loss_pruned != upd.loss_global
+    state, sent_kept, _ = ctx.layout.read_upload(deserialize_payload(upd.payload), g)
+    assert torch.equal(sent_kept, kept)
+    frozen = compute & ~kept  # in the forward, not uploaded: received values, as if in mask mode
+    for key, units in _head_units(state, ctx, frozen).items():
+        assert torch.equal(units, _head_units(g, ctx, frozen)[key]), key
+    moved = [key for key, units in _head_units(state, ctx, kept).items()
+             if not torch.equal(units, _head_units(g, ctx, kept)[key])]
+    assert moved  # the uploaded heads' slices trained
+    # the upload is as small as a plain 0.75 upload, and the forward cheaper than dense but dearer than 0.75
+    plain = train_client(build_context(spec.with_overrides(compute_sparsity=None)),
+                         ClientTask(round=1, client=0, global_state=g))
+    assert upd.bytes_up == plain.bytes_up and plain.ops < upd.ops < upd.ops_dense
+    again = train_client(ctx, ClientTask(round=1, client=0, global_state=g))
+    assert again.payload == upd.payload and again.step_losses == upd.step_losses
+
+
+def test_compute_ramp_starts_dense_and_reaches_the_target() -> None:
+    ctx = build_context(preset("smoke", sparsity=0.75, prune_mode="drop", compute_ramp_rounds=2, local_steps=2))
+    counts = []
+    for rnd in (1, 2, 3, 4):
+        upd = train_client(ctx, ClientTask(round=rnd, client=0, global_state=ctx.initial_state))
+        assert int(torch.tensor(upd.kept).sum()) == 4  # the upload is pruned from round 1
+        counts.append(int(torch.tensor(upd.compute).sum()))
+    assert counts == [16, 10, 4, 4]  # s_c = 0, 0.375, 0.75, 0.75 of 16 heads
+
+
+def test_compute_edge_blocks_keep_first_and_last_block_whole() -> None:
+    ctx = build_context(preset("smoke", sparsity=0.75, prune_mode="drop", compute_edge_blocks=1, local_steps=2))
+    upd = train_client(ctx, ClientTask(round=1, client=0, global_state=ctx.initial_state))
+    compute = torch.tensor(upd.compute)
+    assert bool(compute[0].all()) and bool(compute[-1].all()) and int(compute[1:-1].sum()) < 8
+    assert int(torch.tensor(upd.kept).sum()) == 4
+
+
+def test_drop_scaling_changes_training_and_is_seeded() -> None:
+    spec = preset("smoke", sparsity=0.5, prune_mode="drop", local_steps=3)
+    task_ctx = build_context(spec)
+    task = ClientTask(round=1, client=0, global_state=task_ctx.initial_state)
+    plain = train_client(task_ctx, task)
+    scaled_ctx = build_context(spec.with_overrides(drop_scaling=True))
+    scaled = train_client(scaled_ctx, task)
+    assert scaled.kept == plain.kept and scaled.step_losses != plain.step_losses
+    assert train_client(scaled_ctx, task).payload == scaled.payload

@@ -20,7 +20,7 @@ from peft import LoraConfig, get_peft_model
 from torch import Tensor, nn
 
 from fedcore.data.types import Example
-from fedcore.drop import drop_heads, head_mask_reference
+from fedcore.drop import drop_heads, head_mask_reference, scale_kept_heads
 from fedcore.models.base import AttentionBlock
 from fedcore.models.families import Batch, Family
 from fedcore.models.loading import load_model
@@ -370,3 +370,35 @@ def test_drop_rejects_wrong_mask_shape_and_second_drop() -> None:
     drop_heads(model, case.blocks, kept)
     with pytest.raises(ValueError, match="already dropped"):
         drop_heads(model, case.blocks, kept)
+
+
+@pytest.mark.parametrize("spec", CASES, ids=_case_id)
+def test_scaled_drop_matches_reference_with_kept_heads_scaled(spec: tuple[str, str, bool]) -> None:
+    """Inverted scaling: the dropped model equals the full one with pruned heads zeroed and each
+    block's kept heads multiplied by heads / kept."""
+    case = _case(*spec)
+    kept = _random_mask(case, 0)
+    dropped = _dropped(case, kept)
+    handles = scale_kept_heads(dropped, case.blocks, kept, prefix=case.prefix)
+    logits, _ = _forward(dropped, case.inputs)
+    plain, _ = _forward(_dropped(case, kept), case.inputs)
+    ref_handles = []
+    for block, row in zip(case.blocks, kept, strict=True):
+        n, h, d = int(row.sum()), block.num_heads, block.head_dim
+        factor = h / n if 0 < n < h else 1.0
+        scale = (row.float() * factor).repeat_interleave(d)  # (H*d,): 0 for pruned, factor for kept
+
+        def hook(_m: nn.Module, args: tuple, scale: Tensor = scale) -> tuple:
+            return (args[0] * scale.to(args[0].dtype), *args[1:])
+
+        ref_handles.append(case.model.get_submodule(case.prefix + block.o).register_forward_pre_hook(hook))
+    try:
+        ref, _ = _forward(case.model, case.inputs)
+    finally:
+        for handle in ref_handles:
+            handle.remove()
+    assert (logits - ref).abs().max().item() < TOL
+    assert not torch.allclose(logits, plain)  # the scaling changed the output
+    for handle in handles:
+        handle.remove()
+    assert torch.equal(_forward(dropped, case.inputs)[0], plain)

@@ -60,6 +60,17 @@ def test_same_seed_gives_identical_rounds_sequential_and_parallel(sequential_run
     assert all(torch.equal(parallel.final_state[k], sequential_run.final_state[k]) for k in parallel.final_state)
 
 
+def test_drop_options_give_identical_rounds_sequential_and_parallel() -> None:
+    spec = preset("smoke", rounds=2, local_steps=3, eval_size=60, prune_mode="drop", sparsity=0.75,
+                  compute_sparsity=0.5, compute_ramp_rounds=1, drop_scaling=True,
+                  head_choice="sampled")
+    sequential = run_simulation(spec, context=build_context(spec))
+    with ProcessPoolRunner(spec, workers=2) as runner:
+        parallel = run_simulation(spec, client_runner=runner, context=build_context(spec))
+    assert _figures(parallel.rounds) == _figures(sequential.rounds)
+    assert sequential.rounds[1].ops < sequential.rounds[0].ops  # round 1 ran dense (the ramp), round 2 pruned
+
+
 def test_stop_at_round_2_and_resume_equals_uninterrupted(sequential_run, smoke_spec, tmp_path: Path) -> None:
     ck = tmp_path / "ck"
     first = run_simulation(smoke_spec, context=build_context(smoke_spec), checkpoint_dir=ck, stop_after_round=2)
@@ -103,6 +114,9 @@ def test_smoke_training_lowers_eval_loss() -> None:
         {"aggregation": "fedavg", "selection": "head_coverage", "importance": "gradient"},
         {"model": "tiny-llama", "selection": "random", "prune_mode": "drop", "sparsity": 0.5},
         {"model": "tiny-t5", "prune_mode": "drop"},
+        {"prune_mode": "drop", "sparsity": 0.9, "compute_sparsity": 0.5, "compute_ramp_rounds": 1,
+         "drop_scaling": True},
+        {"model": "tiny-t5", "prune_mode": "drop", "sparsity": 0.75, "compute_sparsity": 0.5, "drop_scaling": True},
         {"model": "tiny-t5", "dataset": "synthetic", "partition": "dirichlet", "dirichlet_alpha": 0.3},
     ],
 )
