@@ -278,8 +278,10 @@ def step_ops(
     if arch.family == "bert":
         if arch.num_labels < 1:
             raise ValueError("bert needs num_labels >= 1 (sequence classification)")
-        f, g = _linear(batch, arch.hidden, arch.hidden, in_grad=grad)  # pooler on the first token
-        rest += f
+        g = grad
+        if arch.pooler_dense:
+            f, g = _linear(batch, arch.hidden, arch.hidden, in_grad=grad)  # pooler on the first token
+            rest += f
         rest += _linear(batch, arch.hidden, arch.num_labels, in_grad=g, trainable=train_classifier)[0]
     elif arch.family == "llama":
         out = arch.num_labels if arch.num_labels > 0 else arch.vocab

@@ -19,7 +19,7 @@ from torch import nn
 from fedcore.data import DatasetSplits, label_histogram, load_dataset, partition
 from fedcore.lora_state import LoraLayout, State, clone_state, init_heads_random
 from fedcore.models.base import ArchInfo, AttentionBlock
-from fedcore.models.families import Family, Task
+from fedcore.models.families import Family, Task, use_mean_pooling
 from fedcore.models.loading import load_model
 from fedcore.spec import ExperimentSpec
 
@@ -101,6 +101,11 @@ def build_context(spec: ExperimentSpec, paths: Paths | None = None) -> RunContex
     loaded = load_model(spec.model, task=task, num_labels=max(len(label_names), 1), seed=spec.seed,
                         cache_dir=paths.cache_dir, model_root=paths.model_root)
     family, base = loaded.family, loaded.model
+    if spec.pooling == "mean":
+        if family.name != "bert" or task != "classification":
+            raise ValueError(f"pooling 'mean' applies to BERT-family classifiers; {spec.model} is a {family.name} "
+                             "model: use pooling 'cls' (its own head)")
+        use_mean_pooling(base)
     blocks = family.blocks(base)
     if spec.min_heads_per_block > blocks[0].num_heads:
         raise ValueError(

@@ -89,6 +89,12 @@ class ExperimentSpec(BaseModel):
     batch_size: int = Field(16, ge=1, le=1024, description="Local training batch size.")
     learning_rate: float = Field(2e-3, gt=0, le=1, description="AdamW learning rate of the local optimizer.")
     weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
+    pooling: Literal["cls", "mean"] = Field(
+        "cls",
+        description="BERT-family classification: 'cls' classifies the [CLS] state through the model's dense "
+        "pooler (transformers' BertForSequenceClassification); 'mean' classifies the masked mean of the token "
+        "states, the pooling a sentence-transformers model such as all-MiniLM-L6-v2 was trained with.",
+    )
     max_seq_len: int = Field(64, ge=8, le=8192, description="Maximum input tokens (longer inputs are truncated).")
     max_target_len: int = Field(32, ge=2, le=1024, description="Maximum target tokens (generation tasks).")
 

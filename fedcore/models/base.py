@@ -68,6 +68,7 @@ class ArchInfo:
     blocks: tuple[AttentionBlock, ...] = field(default_factory=tuple)
     encoder_layers: int = 0
     decoder_layers: int = 0
+    pooler_dense: bool = True  # BERT: a dense pooler on [CLS]; False with mean pooling (no matrix product)
 
     @property
     def num_heads(self) -> int:

@@ -102,6 +102,43 @@ def _text_inputs(examples: Sequence[Example]) -> tuple[list[str], list[str] | No
 # --- BERT / MiniLM -------------------------------------------------------------
 
 
+class MeanPooler(nn.Module):
+    """BERT's pooler replaced by the mean of the last hidden states over the valid tokens.
+
+    all-MiniLM-L6-v2 is a sentence-transformers model trained with mean pooling: its
+    sentence representation is the masked mean of the token states, while its [CLS] state
+    and the pooler dense layer on it were never trained for a task. The padding mask is
+    handed over by a pre-hook on the encoder (:func:`_hand_mask_to_pooler`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: Tensor | None = None
+
+    def forward(self, hidden: Tensor) -> Tensor:  # (B, T, D) -> (B, D)
+        if self.mask is None:
+            return hidden.mean(dim=1)
+        m = self.mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+        return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+def _hand_mask_to_pooler(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Pre-hook on ``BertModel``: give its :class:`MeanPooler` this call's attention mask.
+
+    A module-level function of the module it is called with, so a deep copy of the model
+    (drop mode trains one) hands the mask to its own pooler."""
+    mask = kwargs.get("attention_mask")
+    module.pooler.mask = mask if mask is not None or len(args) < 2 else args[1]  # type: ignore[union-attr]
+
+
+def use_mean_pooling(model: nn.Module) -> None:
+    """Classify from the masked mean of the token states instead of the [CLS] pooler (BERT family)."""
+    bert: Any = model.get_submodule("bert")
+    bert.pooler = MeanPooler()
+    bert.register_forward_pre_hook(_hand_mask_to_pooler, with_kwargs=True)
+
+
+
 class BertFamily(Family):
     """Encoder classification: ``BertForSequenceClassification`` (MiniLM-L6 is a BERT)."""
 
@@ -126,9 +163,10 @@ class BertFamily(Family):
 
     def arch(self, model: nn.Module, num_labels: int) -> ArchInfo:
         cfg: Any = model.config
+        pooler = getattr(getattr(model, "bert", None), "pooler", None)
         return ArchInfo(family="bert", hidden=cfg.hidden_size, ffn=cfg.intermediate_size, ffn_matrices=2,
                         vocab=cfg.vocab_size, num_labels=num_labels, blocks=tuple(self.blocks(model)),
-                        encoder_layers=cfg.num_hidden_layers)
+                        encoder_layers=cfg.num_hidden_layers, pooler_dense=not isinstance(pooler, MeanPooler))
 
     def collate(self, tokenizer: Any, examples: Sequence[Example], *, task: Task, label_names: Sequence[str],
                 max_len: int, max_target_len: int) -> Batch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from fedcore.accounting import (
     step_ops,
 )
 from fedcore.models.base import ArchInfo, AttentionBlock, BlockGroup
+from fedcore.models.families import FAMILIES, use_mean_pooling
 
 BATCH, ENC_LEN, DEC_LEN, RANK = 2, 7, 5, 4
 TARGETS = ("q", "k", "v", "o")
@@ -287,6 +289,16 @@ def _variant(name: str) -> tuple[torch.nn.Module, ArchInfo, list[str], bool]:
         model = BertForSequenceClassification._from_config(cfg, attn_implementation="eager")
         lora = LoraConfig(r=RANK, target_modules=["query", "value"])
         return get_peft_model(model, lora), _bert_arch(), ["q", "v"], False
+    if name == "bert-mean-pooling":  # no dense pooler: the classifier reads the masked mean of the token states
+        cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=32, num_labels=3)
+        model = BertForSequenceClassification._from_config(cfg, attn_implementation="eager")
+        assert FAMILIES["bert"].arch(model, 3).pooler_dense
+        use_mean_pooling(model)
+        assert not FAMILIES["bert"].arch(model, 3).pooler_dense
+        lora = LoraConfig(r=RANK, target_modules=["query", "key", "value", "attention.output.dense"],
+                          modules_to_save=["classifier"])
+        return get_peft_model(model, lora), dataclasses.replace(_bert_arch(), pooler_dense=False), list(TARGETS), True
     if name == "t5-gated-ko":
         cfg = T5Config(
             vocab_size=110,
@@ -306,7 +318,8 @@ def _variant(name: str) -> tuple[torch.nn.Module, ArchInfo, list[str], bool]:
     raise KeyError(name)
 
 
-@pytest.mark.parametrize("variant", ["llama-classifier", "bert-frozen-classifier-qv", "t5-gated-ko"])
+@pytest.mark.parametrize("variant", ["llama-classifier", "bert-frozen-classifier-qv", "bert-mean-pooling",
+                                     "t5-gated-ko"])
 def test_step_ops_equals_flop_counter_for_variant_setups(variant: str) -> None:
     # Prepare
     torch.manual_seed(0)
