@@ -59,7 +59,7 @@ from app.core.security import (
     session_valid,
     token_matches,
 )
-from app.models import STATUSES, Experiment, Round
+from app.models import STATUSES, Event, Experiment, Round
 from app.schemas import ExperimentCreate
 from app.services import experiments as svc
 from app.services.errors import NotFound
@@ -406,11 +406,16 @@ def experiments_data(db: DbDep, status: str | None = None,
 
 @router.get("/ui/experiments/{experiment_id}/state")
 def state_data(experiment_id: uuid.UUID, db: DbDep) -> dict[str, Any]:
-    """Status, progress, error, run info and adapter flag: the API's detail without its summary over all rounds."""
+    """Status, progress, error, run info and adapter flag: the API's detail without its summary over all rounds.
+
+    ``status_times``: when each status event was stored, by event id (the event log's timestamps)."""
     exp = svc.get_experiment(db_session=db, experiment_id=experiment_id)
     out = experiment_out(exp, None).model_dump(mode="json")
     out.pop("latest_round", None)
-    return {**out, "info": exp.info, "has_adapter": bool(exp.adapter_path)}
+    times = db.execute(select(Event.id, Event.created_at)
+                       .where(Event.experiment_id == exp.id, Event.type == "status")).all()
+    return {**out, "info": exp.info, "has_adapter": bool(exp.adapter_path),
+            "status_times": {str(i): (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat() for i, t in times}}
 
 
 @router.get("/ui/experiments/{experiment_id}/series")

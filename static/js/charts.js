@@ -7,6 +7,7 @@ const FHCharts = (() => {
   const { layout, axis } = FH;
   // Viridis end points, for two- and three-state discrete maps.
   const V0 = "#440154", V1 = "#21918c", V2 = "#fde725";
+  const OFF = FH.themeColour("--cell-off", "#f2f2f2");  // "not a candidate": nearly the panel's colour
 
   /** Block groups in model order: names "enc.0", "dec.3", "cross.1" -> groups enc, dec, cross. */
   function blockGroups(blockNames) {
@@ -113,7 +114,7 @@ const FHCharts = (() => {
     const data = [{
       type: "heatmap", x: sel.x, y: sel.rows, z: sel.z, text: sel.text, hoverinfo: "text", hoverongaps: false,
       zmin: 0, zmax: 2, xgap: sel.x.length > 120 ? 0 : 1, ygap: sel.rows.length > 60 ? 0 : 1,
-      colorscale: [[0, "#f2f2f2"], [0.333, "#f2f2f2"], [0.333, V1], [0.667, V1], [0.667, V0], [1, V0]],
+      colorscale: [[0, OFF], [0.333, OFF], [0.333, V1], [0.667, V1], [0.667, V0], [1, V0]],
       colorbar: { tickvals: [1 / 3, 1, 5 / 3], ticktext: ["not a candidate", "candidate", "selected"],
         thickness: 14, len: 1 },
     }];

@@ -75,9 +75,16 @@ const FH = (() => {
     clock(date) { return (date || new Date()).toLocaleTimeString([], { hour12: false }); },
   };
 
-  /* Okabe-Ito: a colour-blind-safe palette for lines; heatmaps use Viridis. */
-  const LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"];
-  const DENSE = "#555555";
+  /** A colour of the page's theme (a CSS variable of app.css, light or dark as the system asks), for the charts. */
+  function themeColour(name, fallback) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  }
+
+  /* Okabe-Ito: a colour-blind-safe palette for lines (its black is the text colour, for the dark theme);
+     heatmaps use Viridis. */
+  const LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+    themeColour("--fg", "#000000")];
+  const DENSE = themeColour("--dense", "#555555");
 
   // --- CSV and downloads ----------------------------------------------------------------------------
 
@@ -146,15 +153,15 @@ const FH = (() => {
   function layout(extra) {
     return Object.assign({
       margin: { l: 60, r: 20, t: 10, b: 48 },
-      font: { family: "system-ui, 'DejaVu Sans', sans-serif", size: 12, color: "#1d2430" },
-      paper_bgcolor: "#ffffff", plot_bgcolor: "#ffffff",
+      font: { family: "system-ui, 'DejaVu Sans', sans-serif", size: 12, color: themeColour("--fg", "#1d2430") },
+      paper_bgcolor: themeColour("--panel", "#ffffff"), plot_bgcolor: themeColour("--panel", "#ffffff"),
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
       hoverlabel: { namelength: -1 },
     }, extra || {});
   }
 
   function axis(title, extra) {
-    return Object.assign({ title: { text: title }, gridcolor: "#e6e9ee", zeroline: false, automargin: true }, extra || {});
+    return Object.assign({ title: { text: title }, gridcolor: themeColour("--grid", "#e6e9ee"), zeroline: false, automargin: true }, extra || {});
   }
 
   /** Copy text to the clipboard; falls back to a selected textarea when the API is unavailable. */
@@ -231,6 +238,6 @@ const FH = (() => {
 
   return {
     el, api, fmt, painter, LINE_COLOURS, DENSE, PLOT_CONFIG, layout, axis, copyText, pageData, shq, plotText, csv,
-    download, slug, chartCsv,
+    download, slug, chartCsv, themeColour,
   };
 })();

@@ -237,7 +237,7 @@ const FHPanels = ({ S, P, exp }) => {
     const keptBy = rec.clients.map((c) => Boolean(c.kept && c.kept[b] && c.kept[b][h]));
     const nobody = !keptBy.some(Boolean);
     const empty = nobody ? [{ text: "no selected client kept this head: it keeps its previous value", xref: "paper",
-      yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#5a6472" } }] : [];
+      yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: FH.themeColour("--muted", "#5a6472") } }] : [];
     P.paint("chart-aggw", () => Plotly.react($("chart-aggw"), [{
       type: "bar", x: xs, y: ys, marker: { color: keptBy.map((k) => (k ? FHCharts.V1 : "#bbbbbb")) },
       customdata: keptBy.map((k) => (k ? "kept the head" : "pruned it")),

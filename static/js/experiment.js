@@ -147,7 +147,7 @@
 
   // --- status, log, live stream ------------------------------------------------------------------
 
-  /** Newest first. Round lines carry the round's own finish time; status events carry no time of their own. */
+  /** Newest first, each with its time: a round's own finish time, or when the status event was stored. */
   function logLine(id, text, when) {
     const list = $("event-log");
     const stamp = when ? el("time", { text: fmt.clock(when), datetime: when.toISOString() }) : "";
@@ -173,6 +173,7 @@
     if (!res.ok) return;
     const d = res.data;
     if (d.info) S.info = d.info;
+    S.statusTimes = d.status_times || {};
     $("dl-final").hidden = !d.has_adapter;
     $("error-box").hidden = !d.error;
     $("error-text").textContent = d.error || "";
@@ -219,7 +220,9 @@
     if (d.resumed_from) text += `, resuming after round ${d.resumed_from}`;
     if (d.note) text += ` (${d.note})`;
     if (d.error) text += ` – ${String(d.error).split("\n")[0]}`;
-    logLine(id, text);
+    if (id && !(S.statusTimes || {})[id]) await refreshDetail();  // a status newer than the page's list of them
+    const when = (S.statusTimes || {})[id];
+    logLine(id, text, when ? new Date(when) : new Date());
     setStatus(d.status, d.rounds_done, d.rounds_total);
     if (TERMINAL.includes(d.status) || (d.status === "running" && !S.info)) await refreshDetail();
     if (TERMINAL.includes(d.status)) {

@@ -7,6 +7,7 @@ import csv
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.models import Round
+from app.models import Event, Round
 from tests.e2e.conftest import InProcessServer
 from tests.e2e.seed import add_experiment
 
@@ -148,3 +149,38 @@ def test_the_round_cursor_is_marked_on_every_round_indexed_chart(
     page.evaluate("window.fedheads.flush()")
     page.wait_for_function(f"({marks})({ROUND_CHARTS})[0][0][1] === 3")
     assert page.evaluate(f"({marks})({ROUND_CHARTS})") == [[["line", 3, 3]]] * 5 + [[["rect", 2.5, 3.5]]]
+
+
+def test_every_event_log_line_has_its_time(quiet_server: InProcessServer, stored_run: uuid.UUID, page: Any) -> None:
+    with quiet_server.sessions.begin() as s:
+        stored = {str(e.id): e.created_at for e in s.scalars(select(Event).where(
+            Event.experiment_id == stored_run, Event.type == "status"))}
+    open_run(page, quiet_server, stored_run)
+    page.wait_for_function("document.getElementById('stream-state').textContent.includes('stream closed')")
+    lines = page.evaluate("""[...document.querySelectorAll('#event-log li')].map(li => ({id: li.dataset.event,
+        text: li.textContent, time: li.querySelector('time') && li.querySelector('time').getAttribute('datetime')}))""")
+    assert len(lines) == ROUNDS + 3 and all(line["time"] for line in lines), lines  # queued, running, 8 rounds, done
+    status_lines = [line for line in lines if "status:" in line["text"]]
+    assert {line["id"] for line in status_lines} == stored.keys()
+    for line in status_lines:
+        want = stored[line["id"]].replace(tzinfo=UTC)
+        assert abs(datetime.fromisoformat(line["time"].replace("Z", "+00:00")) - want) < timedelta(milliseconds=1)
+
+
+THEME = """() => { const L = document.getElementById('chart-acc')._fullLayout;
+  return {page: getComputedStyle(document.body).backgroundColor, text: getComputedStyle(document.body).color,
+          badge: getComputedStyle(document.getElementById('status')).backgroundColor, paper: L.paper_bgcolor, font: L.font.color, grid: L.xaxis.gridcolor}; }"""
+
+
+def test_the_theme_follows_the_system_setting(quiet_server: InProcessServer, stored_run: uuid.UUID,
+                                              page: Any) -> None:
+    page.emulate_media(color_scheme="dark")
+    open_run(page, quiet_server, stored_run)
+    assert page.evaluate(THEME) == {"page": "rgb(18, 23, 30)", "text": "rgb(227, 232, 239)", "badge": "rgb(22, 54, 33)",
+                                    "paper": "#1b222c",
+                                    "font": "#e3e8ef", "grid": "#2f3a48"}
+    page.emulate_media(color_scheme="light")
+    open_run(page, quiet_server, stored_run)
+    assert page.evaluate(THEME) == {"page": "rgb(246, 247, 249)", "text": "rgb(29, 36, 48)", "badge": "rgb(226, 244, 230)",
+                                    "paper": "#ffffff",
+                                    "font": "#1d2430", "grid": "#e6e9ee"}

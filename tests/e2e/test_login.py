@@ -148,7 +148,7 @@ def test_posts_of_a_logged_in_page_without_the_csrf_token_are_refused(
 
 
 def test_a_cross_site_form_post_reaches_the_server_without_the_session(
-    tab: Any, token_server: Server
+    tab: Any, token_server: Server, outside_requests: list[str]
 ) -> None:
     _log_in(tab, token_server, TOKEN)
     before = _total(token_server)
@@ -162,3 +162,6 @@ def test_a_cross_site_form_post_reaches_the_server_without_the_session(
     assert r.value.status == 401
     assert "fedheads_session" not in (r.value.request.header_value("cookie") or "")
     assert _total(token_server) == before
+    # the other site's page was served by tab.route above, not fetched: the one outside request that is expected
+    assert outside_requests == [f"{EVIL_SITE}/page"]
+    outside_requests.clear()

@@ -1,0 +1,103 @@
+"""Take the dashboard screenshots of docs/ again: the experiment page, compare and the list.
+
+    .venv/bin/python -m tests.e2e.screenshots                    # writes docs/screenshot-{experiment,compare,list}.png
+    .venv/bin/python -m tests.e2e.screenshots --out /tmp/shots --color-scheme dark
+
+It starts `fedheads serve` on a free port with a fresh SQLite database (as the browser tests do), runs
+a sweep of the `smoke` preset (dense, s=0.5 and s=0.9; 8 rounds each, a minute or two on 2 cores),
+and photographs the pages in Debian's headless Chromium, offline: a request outside 127.0.0.1 is an
+error. Not a test; run it after changing a page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import CHROMIUM_ARGS, ROOT, Server, is_outside, serve_process, wait_until
+
+SWEEP = "docs"
+SPARSITIES = (0.0, 0.5, 0.9)
+OVERRIDES = {"rounds": 8}
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def run_sweep(server: Server, timeout: float) -> list[str]:
+    """The smoke sweep, one run after another (the dense one first, as the form submits a sweep); their ids."""
+    ids = []
+    with server.api() as api:
+        for s in SPARSITIES:
+            resp = api.post("/api/v1/experiments", json={
+                "name": f"smoke [sweep {SWEEP}] s={s:g}", "preset": "smoke", "overrides": {**OVERRIDES, "sparsity": s}})
+            resp.raise_for_status()
+            ids.append(resp.json()["id"])
+
+        def done() -> bool:
+            states = [api.get(f"/api/v1/experiments/{i}").json()["status"] for i in ids]
+            if any(st in ("failed", "cancelled") for st in states):
+                raise RuntimeError(f"a run did not succeed: {states}\n{server.log_tail()}")
+            return all(st == "succeeded" for st in states)
+
+        wait_until(done, timeout, "the smoke sweep to finish", interval=1.0)
+    return ids
+
+
+def shoot(page: Any, url: str, ready: str, path: Path) -> None:
+    """The whole page, down to the footer (a short page is not padded to the window's height)."""
+    page.goto(url)
+    page.wait_for_function(ready, timeout=60_000)
+    page.evaluate("window.fedheads && window.fedheads.flush && window.fedheads.flush(); window.scrollTo(0, 0)")
+    page.wait_for_timeout(800)  # Plotly's transitions and the last frame of the painter
+    height = page.evaluate("Math.ceil(document.querySelector('.foot').getBoundingClientRect().bottom)")
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height})
+    print(f"wrote {path}")
+
+
+def take(server: Server, ids: list[str], out: Path, color_scheme: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        sys.exit("needs Debian's chromium: apt-get install -y chromium (make browser)")
+    outside: list[str] = []
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        ctx = pw.chromium.launch_persistent_context(
+            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 800}, color_scheme=color_scheme)
+        page = ctx.new_page()
+        page.on("request", lambda req: outside.append(req.url) if is_outside(req.url) else None)
+        shown = ids[1]  # s=0.5: its page overlays the dense sibling
+        shoot(page, f"{server.url}/experiments/{shown}",
+              "window.fedheads && window.fedheads.state.records.length === 8 && "
+              "document.getElementById('stream-state').textContent.includes('stream closed') && "
+              "document.getElementById('chart-acc').data && document.getElementById('chart-acc').data.length === 4",
+              out / "screenshot-experiment.png")
+        shoot(page, f"{server.url}/compare?sweep={SWEEP}",
+              f"(() => {{ const gd = document.getElementById('chart-pareto'); "
+              f"return gd && gd.data && gd.data.length === {len(ids)}; }})()",
+              out / "screenshot-compare.png")
+        shoot(page, f"{server.url}/", f"document.querySelectorAll('#experiments tbody tr').length === {len(ids)}",
+              out / "screenshot-list.png")
+        ctx.close()
+    if outside:
+        sys.exit(f"the pages asked for outside URLs: {outside}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
+    parser.add_argument("--color-scheme", choices=("light", "dark"), default="light")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the sweep")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fedheads-shots-") as tmp, serve_process(Path(tmp)) as server:
+        ids = run_sweep(server, args.timeout)
+        take(server, ids, args.out, args.color_scheme)
+
+
+if __name__ == "__main__":
+    main()
