@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.core.config import get_settings
     from app.core.migrate import upgrade
-    from app.main import create_app
+    from worker.serve import create_app  # the entry point wires the executors into the app
 
     settings = get_settings()
     updates: dict[str, Any] = {}
@@ -73,7 +73,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not settings.uses_celery:
         print("fedheads worker needs a broker: set FEDHEADS_BROKER_URL=redis://host:6379/0", file=sys.stderr)
         return EXIT_USAGE
-    from worker.celery_app import celery_app
+    from worker.celery_app import make_celery
 
     queues = [q.strip() for item in (args.queue or []) for q in item.split(",") if q.strip()]
     queues = queues or [settings.experiments_queue, settings.clients_queue]
@@ -90,7 +90,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     ]
     if args.hostname:
         argv += ["--hostname", args.hostname]
-    celery_app.worker_main(argv)
+    make_celery(settings).worker_main(argv)
     return 0
 
 

@@ -1,9 +1,11 @@
 """The FastAPI application factory.
 
-``create_app()`` reads Settings from the environment (``uvicorn app.main:create_app
---factory``); tests and ``fedheads serve`` may pass their own. At start-up the app
-builds its executor (local processes, or Celery when a broker is configured) and
-starts the reconciler; at shutdown it stops both.
+``create_app()`` reads Settings from the environment; tests and ``fedheads serve`` may
+pass their own. At start-up the app builds its executor with the ``executor_factory``
+that the process's entry point injects (``worker.serve.create_app``, which ``fedheads
+serve`` runs and ``uvicorn worker.serve:create_app --factory`` serves, wires local
+processes or Celery), and starts the reconciler; at shutdown it stops both. The app
+itself never imports ``worker``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
@@ -25,7 +27,7 @@ from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
 from app.core.db import session_factory
 from app.pages import router as pages_router
-from app.services.dispatch import Executor, Reconciler, make_executor
+from app.services.dispatch import ExecutorFactory, NoExecutor, Reconciler
 from app.services.errors import InvalidInput, ServiceError
 from app.services.round_cache import RoundCache
 from app.services.stream import EventWatch
@@ -58,12 +60,12 @@ def create_app(
     settings: Settings | None = None,
     *,
     background: bool = True,
-    executor_factory: Callable[[Settings], Executor] = make_executor,
+    executor_factory: ExecutorFactory = NoExecutor,
 ) -> FastAPI:
     """The API. ``background=False`` skips the reconciler (the executor still dispatches on submit).
 
-    ``executor_factory`` builds the executor at start-up (default: local processes, or Celery
-    when a broker is configured); tests pass one that keeps jobs queued.
+    ``executor_factory`` builds the executor at start-up; without one the app dispatches nothing
+    (submitted jobs stay queued). Tests pass one that keeps jobs queued.
     """
     settings = settings or get_settings()
 

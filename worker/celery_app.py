@@ -1,14 +1,18 @@
-"""The Celery application, configured from the service Settings.
+"""The Celery application, built from a ``Settings`` object, and the task names (the one place they live).
 
 One CPU-heavy task per worker process: late acks, prefetch 1, and a task whose
 worker process died goes back to the queue (DESIGN.md section 4). Whole jobs go
 to the ``experiments`` queue, single client trainings to ``clients``; jobs whose spec
 says device 'cuda' (and their client trainings) go to the ``gpu`` queue instead.
 
-Start a worker with ``fedheads worker`` (or ``celery -A worker.celery_app worker``).
+Nothing is built at import: ``fedheads worker`` builds the worker's app from its
+Settings, the Celery executor builds the API's; the tasks (``worker.tasks``) read the
+settings of the app they run on (:func:`settings_of`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery
 
@@ -18,14 +22,28 @@ RUN_EXPERIMENT = "fedheads.run_experiment"
 TRAIN_CLIENT = "fedheads.train_client"
 
 
-def make_celery(settings: Settings, *, results: bool = True) -> Celery:
-    """A Celery app for ``settings``; workers use :data:`celery_app`.
+class FedheadsCelery(Celery):
+    """A Celery app that keeps the Settings it was built from."""
+
+    settings: Settings
+
+
+def settings_of(app: Any) -> Settings:
+    """The Settings a Celery app was built from (the process's own for any other app, e.g. a task called
+    as a plain function)."""
+    settings = getattr(app, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+def make_celery(settings: Settings, *, results: bool = True) -> FedheadsCelery:
+    """A Celery app for ``settings``.
 
     The API builds one with ``results=False``: it only enqueues jobs and pings workers,
     and a result store it does not need must not slow down (or break) a submit while Redis is down.
     """
     backend = settings.backend_url if results else "disabled://"
-    app = Celery("fedheads", broker=settings.broker_url, backend=backend, include=["worker.tasks"])
+    app = FedheadsCelery("fedheads", broker=settings.broker_url, backend=backend, include=["worker.tasks"])
+    app.settings = settings
     timeout = settings.broker_timeout
     app.conf.update(
         task_serializer="json",
@@ -56,6 +74,3 @@ def make_celery(settings: Settings, *, results: bool = True) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
-
-
-celery_app = make_celery(get_settings())

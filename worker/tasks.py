@@ -1,5 +1,8 @@
 """Celery tasks: thin. Each takes ids or plain data, calls one function, returns a small result.
 
+Shared tasks: they belong to whichever app ``worker.celery_app.make_celery`` built
+(the app includes this module) and read that app's Settings.
+
 fedcore (and with it torch) is imported inside the tasks and at worker-process
 start, never in the parent of a prefork pool (DESIGN.md section 4).
 """
@@ -12,10 +15,11 @@ import socket
 import uuid
 from typing import Any
 
+from celery import shared_task
 from celery.signals import worker_process_init
 
-from app.core.config import fedcore_paths, get_settings, with_device
-from worker.celery_app import RUN_EXPERIMENT, TRAIN_CLIENT, celery_app
+from app.core.config import fedcore_paths, with_device
+from worker.celery_app import RUN_EXPERIMENT, TRAIN_CLIENT, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +32,18 @@ def _warm_up(**_: Any) -> None:
     log.info("worker process %d: fedcore loaded", os.getpid())
 
 
-@celery_app.task(name=RUN_EXPERIMENT, bind=True, ignore_result=True)
+@shared_task(name=RUN_EXPERIMENT, bind=True, ignore_result=True)
 def run_experiment(self: Any, experiment_id: str) -> str:
     """Run (or resume) one experiment; a re-delivered message continues after the last stored round."""
     from worker.events import Publisher
     from worker.fanout import CeleryClientRunner
     from worker.runner import run_job
 
-    settings = get_settings()
+    settings = settings_of(self.app)
 
     def client_runner(ctx: Any, should_stop: Any) -> CeleryClientRunner:
         return CeleryClientRunner(
-            ctx, should_stop, app=celery_app, settings=settings, own_node=self.request.hostname
+            ctx, should_stop, app=self.app, settings=settings, own_node=self.request.hostname
         )
 
     return run_job(
@@ -51,15 +55,17 @@ def run_experiment(self: Any, experiment_id: str) -> str:
     )
 
 
-@celery_app.task(name=TRAIN_CLIENT, resultrepr_maxsize=200)
-def train_client_task(spec_json: str, round_: int, client: int, global_state: str) -> dict[str, Any]:
+@shared_task(name=TRAIN_CLIENT, bind=True, resultrepr_maxsize=200)
+def train_client_task(
+    self: Any, spec_json: str, round_: int, client: int, global_state: str
+) -> dict[str, Any]:
     """Train one client of one round; the result depends only on the arguments."""
     from fedcore.client import ClientTask, train_client
     from fedcore.context import get_context
     from fedcore.spec import ExperimentSpec
     from worker.fanout import decode_state, update_to_json
 
-    settings = get_settings()
+    settings = settings_of(self.app)
     spec = with_device(ExperimentSpec.model_validate_json(spec_json), settings)
     ctx = get_context(spec, fedcore_paths(settings))
     update = train_client(

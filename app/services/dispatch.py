@@ -1,10 +1,10 @@
-"""Executors and the reconciler: how a committed, queued job reaches a runner.
+"""How a committed, queued job reaches a runner: the :class:`Executor` interface and the reconciler.
 
-- :class:`LocalExecutor` (embedded default, no broker): a pool of spawned local
-  processes, so the API stays responsive; the database is the queue.
-- :class:`CeleryExecutor`: one ``run_experiment`` message per job on the
-  experiments queue; a broker that cannot be reached is :class:`BrokerUnavailable`
-  and the job stays queued.
+The app defines the interface; the process that starts the app wires the concrete
+executors in (``create_app(executor_factory=...)``; ``fedheads serve`` passes
+``worker.executors.make_executor``): local processes in the embedded mode, Celery
+messages when a broker is configured. A broker that cannot be reached is
+:class:`BrokerUnavailable` and the job stays queued.
 
 :func:`reconcile` runs at start-up and on a timer: it re-queues jobs whose runner
 died (status running, job lock free) and dispatches queued jobs that have no
@@ -13,23 +13,19 @@ live task (never enqueued, or enqueued long ago).
 
 from __future__ import annotations
 
-import functools
 import logging
-import multiprocessing as mp
-import os
 import threading
 import uuid
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings, redact_url
+from app.core.config import Settings
 from app.core.locks import runner_alive
-from app.models import Experiment, utcnow
+from app.models import Experiment
 from app.schemas import ComponentHealth
 from app.services import jobs
 from app.services.errors import BrokerUnavailable
@@ -38,6 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class Executor(Protocol):
+    """Hands committed jobs to runners; built once per app process by an :data:`ExecutorFactory`."""
+
     kind: str
 
     def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:
@@ -56,168 +54,48 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def _lower_priority(nice: int) -> None:
-    """In each job process: yield the CPU to the server process that shares the machine."""
-    if nice > 0 and hasattr(os, "nice"):
-        os.nice(nice)
+ExecutorFactory = Callable[[Settings], Executor]
 
 
-class LocalExecutor:
-    """Jobs in spawned local processes (embedded mode)."""
+class NoExecutor:
+    """What an app started without an executor has (``create_app`` with no ``executor_factory``).
 
-    kind = "local"
+    It dispatches nothing: a submitted job is kept queued (503, as while a broker is down) until a
+    process started with an executor (``fedheads serve``) dispatches it.
+    """
+
+    kind = "none"
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._lock = threading.Lock()
-        self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[str, Future[str]] = {}
+        pass
 
-    def _get_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self._settings.local_workers,
-                mp_context=mp.get_context("spawn"),
-                initializer=_lower_priority,
-                initargs=(self._settings.local_nice,),
-            )
-        return self._pool
-
-    def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:  # one host: device unused
-        from worker.runner import run_local_job
-
-        task_id = f"local-{uuid.uuid4()}"
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    fut = self._get_pool().submit(run_local_job, str(experiment_id), task_id, self._settings)
-                    break
-                except (BrokenProcessPool, RuntimeError):  # a worker process died: start a fresh pool
-                    self._pool = None
-                    if attempt == 2:
-                        raise
-            self._futures[task_id] = fut
-        fut.add_done_callback(functools.partial(self._done, task_id))
-        return task_id
-
-    def _done(self, task_id: str, fut: Future[str]) -> None:
-        with self._lock:
-            self._futures.pop(task_id, None)
-        if not fut.cancelled() and fut.exception() is not None:
-            log.warning("local job process ended abnormally: %s", fut.exception())
+    def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:
+        raise BrokerUnavailable(
+            f"this API process has no executor wired in; experiment {experiment_id} is kept queued until "
+            "a process started with `fedheads serve` dispatches it"
+        )
 
     def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:
-        with self._lock:
-            return task_id is not None and task_id in self._futures
+        return False
 
     def broker_health(self) -> ComponentHealth:
         return ComponentHealth(
-            ok=True, detail="no broker configured: jobs run in local processes (embedded mode)"
+            ok=False, detail="no executor wired into this process (start it with fedheads serve)"
         )
 
     def workers(self) -> list[str]:
-        with self._lock:
-            procs = dict(getattr(self._pool, "_processes", None) or {}) if self._pool is not None else {}
-        return [f"local:{pid}" for pid in sorted(procs)] or [
-            f"local (up to {self._settings.local_workers} process(es), started on demand)"
-        ]
+        return []
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-            self._futures.clear()
-        if pool is None:
-            return
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:  # a running job is resumed after the next start
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=5)
-
-
-class CeleryExecutor:
-    """Jobs as ``run_experiment`` messages to Celery workers."""
-
-    kind = "celery"
-
-    def __init__(self, settings: Settings) -> None:
-        from worker.celery_app import make_celery
-
-        self._settings = settings
-        self.app = make_celery(settings, results=False)
-
-    def queue_for(self, device: str) -> str:
-        """The queue of a job whose spec asks for ``device``: GPU jobs go to the GPU workers."""
-        return self._settings.gpu_queue if device == "cuda" else self._settings.experiments_queue
-
-    def dispatch(self, experiment_id: uuid.UUID, device: str = "auto") -> str:
-        from worker.celery_app import RUN_EXPERIMENT
-
-        task_id = str(uuid.uuid4())
-        try:
-            self.app.send_task(
-                RUN_EXPERIMENT,
-                args=[str(experiment_id)],
-                task_id=task_id,
-                queue=self.queue_for(device),
-                ignore_result=True,
-                retry=True,
-                retry_policy={
-                    "max_retries": 1,
-                    "interval_start": 0.2,
-                    "interval_step": 0.5,
-                    "interval_max": 0.5,
-                },
-            )
-        except Exception as err:
-            raise BrokerUnavailable(
-                f"the broker at {redact_url(self._settings.broker_url)} is unreachable "
-                f"({type(err).__name__}: {err}); experiment {experiment_id} is kept queued and will be "
-                "dispatched when the broker is back"
-            ) from err
-        return task_id
-
-    def pending(self, task_id: str | None, dispatched_at: datetime | None) -> bool:
-        if task_id is None or dispatched_at is None:
-            return False
-        if dispatched_at.tzinfo is None:
-            from datetime import UTC
-
-            dispatched_at = dispatched_at.replace(tzinfo=UTC)
-        return utcnow() - dispatched_at < timedelta(seconds=self._settings.redispatch_after)
-
-    def broker_health(self) -> ComponentHealth:
-        try:
-            with self.app.connection_for_write() as conn:
-                conn.ensure_connection(
-                    max_retries=1, interval_start=0, interval_step=0.2, timeout=self._settings.broker_timeout
-                )
-            return ComponentHealth(ok=True, detail=f"reachable: {redact_url(self._settings.broker_url)}")
-        except Exception as err:
-            return ComponentHealth(
-                ok=False,
-                detail=f"unreachable: {redact_url(self._settings.broker_url)} ({type(err).__name__}: {err})",
-            )
-
-    def workers(self) -> list[str]:
-        try:
-            replies = self.app.control.ping(timeout=1.0) or []
-        except Exception:
-            return []
-        return sorted(name for reply in replies for name in reply)
-
-    def close(self) -> None:
-        self.app.close()
-
-
-def make_executor(settings: Settings) -> Executor:
-    return CeleryExecutor(settings) if settings.uses_celery else LocalExecutor(settings)
+        pass
 
 
 def dispatch_experiment(
-    *, sessions: sessionmaker[Session], executor: Executor, experiment_id: uuid.UUID, device: str | None = None
+    *,
+    sessions: sessionmaker[Session],
+    executor: Executor,
+    experiment_id: uuid.UUID,
+    device: str | None = None,
 ) -> str:
     """Enqueue a committed, queued job and record its task id (raises BrokerUnavailable).
 

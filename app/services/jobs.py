@@ -138,7 +138,11 @@ def requeue_lost(*, db_session: Session, experiment_id: uuid.UUID) -> bool:
     )
     if not res.rowcount:  # type: ignore[attr-defined]
         return False
-    status_event(db_session, _get(db_session, experiment_id), note="runner lost; the job resumes from its last stored round")
+    status_event(
+        db_session,
+        _get(db_session, experiment_id),
+        note="runner lost; the job resumes from its last stored round",
+    )
     return True
 
 
@@ -176,7 +180,10 @@ def claim(
     exp.artifact_dir = artifact_dir
     ev = status_event(db_session, exp, runner=runner, resumed_from=exp.rounds_done or None, takeover=takeover)
     return Claim(
-        spec=dict(exp.spec), cancel_requested=exp.cancel_requested, rounds_done=exp.rounds_done, events=[ev.id]
+        spec=dict(exp.spec),
+        cancel_requested=exp.cancel_requested,
+        rounds_done=exp.rounds_done,
+        events=[ev.id],
     )
 
 
@@ -203,7 +210,20 @@ def ensure_owner(*, db_session: Session, experiment_id: uuid.UUID, runner: str) 
     exp.runner = runner
     exp.heartbeat_at = now
     exp.updated_at = now
-    return [status_event(db_session, exp, runner=runner, note="the runner got the database back and carries on").id]
+    return [
+        status_event(
+            db_session, exp, runner=runner, note="the runner got the database back and carries on"
+        ).id
+    ]
+
+
+def _owned(db_session: Session, experiment_id: uuid.UUID, runner: str | None) -> list[int]:
+    """:func:`ensure_owner` for a runner; nothing to check for a write made outside a run (tests, tools)."""
+    return (
+        []
+        if runner is None
+        else ensure_owner(db_session=db_session, experiment_id=experiment_id, runner=runner)
+    )
 
 
 def should_stop(*, db_session: Session, experiment_id: uuid.UUID, runner: str) -> bool:
@@ -228,7 +248,7 @@ def should_stop(*, db_session: Session, experiment_id: uuid.UUID, runner: str) -
 def store_run_facts(
     *, db_session: Session, experiment_id: uuid.UUID, clients: list[dict[str, Any]], info: dict[str, Any]
 ) -> None:
-    """The clients' partition statistics (client_index, examples, label_histogram) and run facts; idempotent."""
+    """The clients' partition statistics and the run's facts (idempotent)."""
     if clients:
         rows = [{"experiment_id": experiment_id, **c} for c in clients]
         db_session.execute(
@@ -253,7 +273,7 @@ def persist_round(
     to announce. ``checkpoint`` is the round's checkpoint file relative to the job folder;
     ``runner``, when given, must still own the job (:func:`ensure_owner`).
     """
-    events = [] if runner is None else ensure_owner(db_session=db_session, experiment_id=experiment_id, runner=runner)
+    events = _owned(db_session, experiment_id, runner)
     rnd = int(record["round"])
     metrics = record.get("metrics") or {}
     values = {
@@ -273,7 +293,9 @@ def persist_round(
         "created_at": utcnow(),
     }
     res = db_session.execute(
-        _insert(db_session, Round).values(values).on_conflict_do_nothing(index_elements=["experiment_id", "round"])
+        _insert(db_session, Round)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["experiment_id", "round"])
     )
     stored = bool(res.rowcount)  # type: ignore[attr-defined]
     if stored:
@@ -298,7 +320,7 @@ def finish(
     adapter_path: str | None = None,
 ) -> list[int]:
     """running -> ``status``, with the error text or the adapter's path; returns the events to announce."""
-    events = [] if runner is None else ensure_owner(db_session=db_session, experiment_id=experiment_id, runner=runner)
+    events = _owned(db_session, experiment_id, runner)
     exp = db_session.get(Experiment, experiment_id, with_for_update=True)
     if exp is None:
         return events

@@ -66,10 +66,8 @@ class RunningJob:
         self.lock = LockGuard(self.engine, experiment_id)
         self._runner: str | None = None  # set by a successful claim: later writes check ownership
 
-    def _write(
-        self, what: str, change: Callable[[Session], tuple[T, list[int]]], hint: str = ""
-    ) -> T:
-        """``change`` in one transaction (after the ownership check of a claimed job), retried; then announce."""
+    def _write(self, what: str, change: Callable[[Session], tuple[T, list[int]]], hint: str = "") -> T:
+        """``change`` in one transaction, after a claimed job's ownership check; retried; then announce."""
 
         def once() -> T:
             with self.sessions.begin() as s:
@@ -102,7 +100,9 @@ class RunningJob:
             self._runner = me
         return claim
 
-    def finish(self, status: jobs.FinalStatus, *, error: str | None = None, adapter: Path | None = None) -> None:
+    def finish(
+        self, status: jobs.FinalStatus, *, error: str | None = None, adapter: Path | None = None
+    ) -> None:
         """Write the final status (retried); raises NotOwner when the job is no longer ours."""
         self._write(
             f"storing the final status ({status})",

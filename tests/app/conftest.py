@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.core.migrate import upgrade
-from app.main import create_app
 from tests.app.stack import Stack, clean_rows, get_stack
+from worker.serve import create_app
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from app.main import create_app
 from tests.app.stack import free_port, fresh_schema, wait_for
+from worker.serve import create_app
 
 
 class RedisServer:

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings, with_device
 from app.main import create_app
-from app.services.dispatch import CeleryExecutor
 from fedcore.spec import preset
 from tests.app.held import HeldExecutor, held_settings
 from tests.app.stack import TEST_JOB, Stack
+from worker.executors import CeleryExecutor
 
 
 def test_celery_executor_sends_cuda_jobs_to_the_gpu_queue() -> None:

@@ -1,4 +1,4 @@
-"""Imports point inward: fedcore knows nothing of the service; the API and worker parents never load torch."""
+"""Imports point one way, worker -> app -> fedcore; the API and worker parents never load torch."""
 
 from __future__ import annotations
 
@@ -50,10 +50,55 @@ def test_fedcore_imports_no_service_package_in_any_module() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+# The `fedheads` command is the process entry point, so it composes: its `serve` and `worker` commands
+# wire the worker's executors and Celery app in. No other module under app/ may import worker.
+ENTRY_POINT = "app/cli.py"
+ENTRY_COMMANDS = {"cmd_serve", "cmd_worker"}
+
+
+def _worker_imports(tree: ast.AST) -> list[ast.stmt]:
+    found: list[ast.stmt] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(n.split(".")[0] == "worker" for n in names):
+            found.append(node)
+    return found
+
+
+def test_no_app_module_imports_worker() -> None:
+    offenders = []
+    for path in _modules("app", "main.py"):
+        name = str(path.relative_to(ROOT))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if name != ENTRY_POINT:
+            offenders += [f"{name}:{node.lineno}" for node in _worker_imports(tree)]
+            continue
+        allowed = {
+            id(node)
+            for fn in ast.walk(tree)
+            if isinstance(fn, ast.FunctionDef) and fn.name in ENTRY_COMMANDS
+            for node in _worker_imports(fn)
+        }
+        offenders += [f"{name}:{node.lineno}" for node in _worker_imports(tree) if id(node) not in allowed]
+    assert offenders == []
+
+
+def test_worker_imports_are_recognised_by_the_layering_check() -> None:
+    source = "import worker.tasks\nfrom worker.runner import run_job\nfrom app.main import create_app\n"
+    tree = ast.parse(source)
+    assert [node.lineno for node in _worker_imports(tree)] == [1, 2]
+
+
 def test_api_and_worker_parent_start_without_importing_torch(tmp_path: Path) -> None:
     code = (
         "import sys; from app.main import create_app; import app.cli, worker.tasks, worker.celery_app; "
-        "create_app(); assert 'torch' not in sys.modules, 'torch was imported'"
+        "import worker.serve; create_app(); worker.serve.create_app(); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     env = {**os.environ, "FEDHEADS_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     result = subprocess.run(
@@ -63,7 +108,7 @@ def test_api_and_worker_parent_start_without_importing_torch(tmp_path: Path) -> 
 
 
 def _status_writes(path: Path) -> list[str]:
-    """Lines that set a job's status: ``x.status = ...``, ``.values(status=...)``, ``Experiment(status=...)``."""
+    """Lines that set a status: ``x.status = ...``, ``.values(status=...)``, ``Experiment(status=...)``."""
     hits = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         targets: list[ast.expr] = []

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from app.core.config import Settings
-from app.services.dispatch import LocalExecutor
+from worker.executors import LocalExecutor
 
 
 def _niceness() -> int:

@@ -38,7 +38,6 @@ from app.core.db import (
     session_scope,
 )
 from app.core.locks import lock_holder, lock_key, runner_alive
-from app.main import create_app
 from app.models import Event, Experiment, Round
 from app.services.dispatch import recover_lost
 from app.services.experiments import create_experiment
@@ -57,6 +56,7 @@ from tests.app.stack import (
 )
 from tests.proxy import TcpProxy
 from worker.runner import run_job
+from worker.serve import create_app
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 RETRY_BUDGET = 5.0  # FEDHEADS_DB_RETRY_SECONDS of the proxied worker (the default is 30)
