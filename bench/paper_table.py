@@ -62,6 +62,16 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
     ("mask s=0.9, sampled heads", {"sparsity": 0.9, "prune_mode": "mask", "head_choice": "sampled", **PRUNED}),
     ("mask s=0.9, sampled heads, heads-random init", {"sparsity": 0.9, "prune_mode": "mask", "head_choice": "sampled",
                                                       "lora_init": "heads_random", **PRUNED}),
+    # two sparsities: 90% of heads pruned from the upload, fewer removed from local compute (the rest frozen)
+    ("drop s=0.9, compute s=0.5", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5, **PRUNED}),
+    ("drop s=0.9, compute s=0.5, scaled", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
+                                          "drop_scaling": True, **PRUNED}),
+    ("drop s=0.9, compute s=0.7", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.7, **PRUNED}),
+    ("drop s=0.9, compute ramp 5", {"sparsity": 0.9, "prune_mode": "drop", "compute_ramp_rounds": 5, **PRUNED}),
+    ("drop s=0.9, compute s=0.5, edge blocks", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
+                                               "compute_edge_blocks": 1, **PRUNED}),
+    ("drop s=0.9, sampled heads, heads-random init", {"sparsity": 0.9, "prune_mode": "drop", "head_choice": "sampled",
+                                                     "lora_init": "heads_random", **PRUNED}),
 ]
 # a pruned variant whose change also applies to dense is judged against the stronger of dense and this row
 DENSE_COUNTERPART = {"mask s=0.9, heads-random init": HR_DENSE,
@@ -268,6 +278,9 @@ def main() -> int:
     ap.add_argument("--alpha", type=float, default=d.dirichlet_alpha, help="Dirichlet label-skew concentration")
     ap.add_argument("--lr", type=float, default=d.learning_rate)
     ap.add_argument("--eval-size", type=int, default=d.eval_size)
+    ap.add_argument("--pooling", choices=["cls", "mean"], default=d.pooling,
+                    help="classifier input: the [CLS] pooler or the mean of the token states (the tables before "
+                         "2026-12-03 used cls; runs saved with another pooling are not resumed)")
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
     ap.add_argument("--extra", action="store_true",
                     help="also the variants tried to close the gaps at s = 0.9 (drop with a dense tail, per-block "
@@ -288,7 +301,8 @@ def main() -> int:
         args.seeds, args.rounds, args.per_round, args.steps, args.eval_size = 1, 2, 2, 3, 100
     base = {"partition": "dirichlet", "dirichlet_alpha": args.alpha, "num_clients": args.clients,
             "clients_per_round": args.per_round, "rounds": args.rounds, "local_steps": args.steps,
-            "learning_rate": args.lr, "eval_size": args.eval_size, "batch_size": 16, "max_seq_len": 64}
+            "learning_rate": args.lr, "eval_size": args.eval_size, "batch_size": 16, "max_seq_len": 64,
+            "pooling": args.pooling}
     every = CONFIGS + (EXTRA if args.extra else [])
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     from _report import RESULTS, machine, save
@@ -299,7 +313,8 @@ def main() -> int:
     committed = RESULTS / f"{stem}.json"  # the last table's runs
     source = partial if partial.exists() else committed
     if (args.resume or args.report) and source.exists():
-        saved = [r for r in json.loads(source.read_text()) if r.get("base") == base]
+        # runs saved before the pooling option existed used the [CLS] pooler
+        saved = [r for r in json.loads(source.read_text()) if {"pooling": "cls", **r.get("base", {})} == base]
         print(f"resuming: {len(saved)} run(s) already saved in {source}", file=sys.stderr)
     done = {(r["name"], r["seed"]): r for r in saved}
     results = []
@@ -328,7 +343,7 @@ def main() -> int:
                       key=lambda r: (r["seed"], names.index(r["name"])))
     settings = (f"MiniLM-L6 + SNLI, {args.clients} clients (Dirichlet alpha {args.alpha}), {args.per_round} per "
                 f"round, {args.rounds} rounds x {args.steps} local steps of batch 16 (max 64 tokens), AdamW lr "
-                f"{args.lr}, LoRA r=8 on q/k/v/o, confidence importance, global ranking, evaluation on the first "
+                f"{args.lr}, LoRA r=8 on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
                 "saved for a row (the seeds column).")
     if missing:

@@ -291,6 +291,8 @@ _PAPER: dict[str, Any] = {
     "learning_rate": 3e-3,
     "max_seq_len": 64,
     "eval_size": 500,
+    # 'cls' (the untrained [CLS] pooler) sat at chance for 4-8 rounds: bench/results/paper_dense_tuning.md
+    "pooling": "mean",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -325,6 +327,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_seq_len": 64,
         "eval_size": 500,
         "importance_samples": 32,
+        "pooling": "mean",
         "sparsity": 0.5,
         "prune_mode": "mask",
         "aggregation": "head_weighted",
