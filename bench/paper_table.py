@@ -99,7 +99,8 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
     from _report import machine
 
     return {
-        "name": name, "seed": seed, "machine": machine(), "accuracy": [r["metrics"]["accuracy"] for r in rounds],
+        "name": name, "seed": seed, "machine": machine(), "spec": spec.model_dump(mode="json"),
+        "accuracy": [r["metrics"]["accuracy"] for r in rounds],
         "final_accuracy": s["final_accuracy"], "uplink_per_round": s["bytes_up"] / len(rounds),
         "uplink_advantage": s["uplink_advantage"], "total_advantage": s["total_advantage"],
         "ops_reduction": s["ops_reduction"], "ops_attention_reduction": s["ops_attention_reduction"],

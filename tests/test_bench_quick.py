@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
         ("overhead.py", "| mode | fedheads s/step"),
         ("server_scale.py", "| registered clients | selection | median ms / round"),
         ("api_load.py", "| what | samples | p50 ms | p99 ms"),
+        ("drop_diagnostics.py", "Drop path with all 72 heads kept equals dense: **yes**"),
     ],
 )
 def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_path: Path) -> None:
