@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.core.stored_spec import StoredSpec
+
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 EVENT_TYPES = ("round", "status")
@@ -56,7 +58,7 @@ class Experiment(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
-    spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    spec: Mapped[dict[str, Any]] = mapped_column(StoredSpec)  # versioned, read upgraded: core/stored_spec.py
     status: Mapped[str] = mapped_column(String(16), default="queued")
     rounds_done: Mapped[int] = mapped_column(Integer, default=0)
     rounds_total: Mapped[int] = mapped_column(Integer)
