@@ -1,7 +1,8 @@
 """The browser dashboard: server-rendered Jinja2 pages, Plotly charts, live over SSE.
 
 Pages: ``/`` (experiments), ``/experiments/new`` (the form), ``/experiments/{id}``
-(one run, live), ``/compare?ids=a,b`` (overlays and a table). They read the
+(one run, live), ``/compare?ids=a,b`` (overlays and a table), ``/results/{name}`` (a committed
+benchmark table, read-only; app/services/advice.py). They read the
 REST API from the browser (``/api/v1``) and follow ``/api/v1/experiments/{id}/events``
 with an EventSource. Four page-side JSON helpers live here because the REST API
 does not give these views what they need cheaply:
@@ -61,6 +62,7 @@ from app.core.security import (
 )
 from app.models import STATUSES, Event, Experiment, Round
 from app.schemas import ExperimentCreate
+from app.services import advice
 from app.services import experiments as svc
 from app.services.errors import NotFound
 from fedcore.spec import ExperimentSpec
@@ -431,9 +433,22 @@ def series_data(experiment_id: uuid.UUID, db: DbDep) -> dict[str, Any]:
 
 @router.post("/ui/validate", dependencies=WRITE)
 def validate_submission(body: ExperimentCreate) -> dict[str, Any]:
-    """422 (FastAPI's format, as the API gives) or the resolved spec; creates nothing."""
+    """422 (FastAPI's format, as the API gives) or the resolved spec and the benchmark's warnings; creates nothing."""
     spec = svc.resolve_spec(body)
-    return {"ok": True, "spec": spec.model_dump(mode="json")}
+    warnings = [a.as_dict() for a in advice.advise(spec)]
+    return {"ok": True, "spec": spec.model_dump(mode="json"), "warnings": warnings}
+
+
+@router.get("/results/{name}", response_class=HTMLResponse)
+def results_page(request: Request, name: str) -> Response:
+    """A committed benchmark table (bench/results/<name>.md) or a plot it links to, read-only."""
+    if name in advice.plot_names():
+        return FileResponse(advice.RESULTS_DIR / name, media_type="image/svg+xml",
+                            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+    html = advice.render_table(name)
+    if html is None:
+        return _not_found(request, f"benchmark table {name}")
+    return templates.TemplateResponse(request, "results.html", {"active": "", "name": name, "html": html})
 
 
 # --- static files -------------------------------------------------------------------------------

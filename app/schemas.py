@@ -112,6 +112,27 @@ class ExperimentOut(BaseModel):
     _utc_fields = field_validator("created_at", "updated_at", "started_at", "finished_at")(_utc)
 
 
+class SpecWarning(BaseModel):
+    """A benchmark row the submitted spec matches that did not learn (app/services/advice.py)."""
+
+    row: str = Field(description="The benchmark row's configuration name.")
+    table: str = Field(description="The benchmark table it comes from (bench/results/<table>.md).")
+    rounds: int
+    seeds: int
+    accuracy: float = Field(description="The row's final accuracy, mean over its seeds.")
+    dense_accuracy: float | None = Field(description="The table's dense FedAvg with the same rounds, mean over seeds.")
+    dense_seeds: int
+    link: str | None = Field(description="The table's page on this server (/results/<table>).")
+    message: str = Field(description="The warning in one sentence.")
+
+
+class ExperimentCreated(ExperimentOut):
+    warnings: list[SpecWarning] = Field(
+        default_factory=list,
+        description="Benchmark rows like this spec that did not learn (never a reason to refuse it).",
+    )
+
+
 class ExperimentDetail(ExperimentOut):
     summary: dict[str, Any] = Field(
         description="fedcore.simulation.summarize over the stored rounds: uplink_advantage (communication "

@@ -35,8 +35,11 @@ const FH = (() => {
 
   const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
-  /** fetch + JSON; never throws for HTTP errors: {ok, status, data}. Mutations carry the CSRF header. */
-  async function api(method, url, body) {
+  /**
+   * fetch + JSON; never throws for HTTP errors: {ok, status, data}. Mutations carry the CSRF header; a 401 on one
+   * shows the login notice, unless options.quiet (a check the page makes on its own, not one the user asked for).
+   */
+  async function api(method, url, body, options) {
     const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
     if (MUTATING.has(method.toUpperCase())) {
       const csrf = cookie("fedheads_csrf");
@@ -54,7 +57,7 @@ const FH = (() => {
     }
     let data = null;
     try { data = await resp.json(); } catch (_) { data = null; }
-    if (resp.status === 401 && MUTATING.has(method.toUpperCase())) showLoginNotice();
+    if (resp.status === 401 && MUTATING.has(method.toUpperCase()) && !(options && options.quiet)) showLoginNotice();
     return { ok: resp.ok, status: resp.status, data };
   }
 

@@ -100,7 +100,7 @@ const FHPanels = ({ S, P, exp }) => {
         recs.map((r) => (r.ops_attention ?? 0) / 1e9), recs.map((r) => (r.ops_attention_dense ?? 0) / 1e9)],
     }, [0, 1, 2, 3]);
     extend("chart-wall", { x: [xs], y: [recs.map((r) => r.wall_time)] }, [0]);
-    roundTicks(["chart-acc", "chart-comm", "chart-cum", "chart-ops", "chart-wall"]);
+    roundTicks(["chart-acc", "chart-comm", "chart-cum", "chart-ops", "chart-wall", "chart-pl"]);
   }
 
   /** Whole-number round ticks while there are few rounds (Plotly would show 0.5 steps); automatic after. */
@@ -116,7 +116,7 @@ const FHPanels = ({ S, P, exp }) => {
 
   // --- the round cursor on the round-indexed charts -------------------------------------------------
 
-  const ROUND_CHARTS = ["chart-acc", "chart-comm", "chart-cum", "chart-ops", "chart-wall", "chart-sel"];
+  const ROUND_CHARTS = ["chart-acc", "chart-comm", "chart-cum", "chart-ops", "chart-wall", "chart-sel", "chart-pl"];
   const CURSOR = "#e8175d";  // the colour of "the one chosen" on every chart (the highlighted head too)
 
   /** A dotted line at round n across the whole figure; on the selection timeline, a frame round its column. */

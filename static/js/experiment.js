@@ -12,7 +12,7 @@
   const TERMINAL = ["succeeded", "failed", "cancelled"];
   const $ = (id) => document.getElementById(id);
   const CHARTS = ["chart-acc", "chart-data", "chart-imp", "chart-aggw", "chart-agree", "chart-strip", "chart-freq",
-    "chart-sel", "chart-comm", "chart-cum", "chart-ops", "chart-wall"];
+    "chart-sel", "chart-comm", "chart-cum", "chart-ops", "chart-wall", "chart-pl"];
   const P = painter(() => bindChartEvents());
 
   const S = {
@@ -30,13 +30,14 @@
     drawFreq, drawAggregation, initSelection, addSelectionColumn, drawSelection, drawSelectionReason, loadClients,
     markRound, mostImportantKeptHead,
   } = FHPanels({ S, P, exp });
+  const pruning = FHPruning({ S, P });
 
   // --- the round cursor ---------------------------------------------------------------------------
 
   function drawCursorPanels() {
     if (!S.records.length) return;
     $("round-out").textContent = `${S.cursor} / ${S.records[S.records.length - 1].round}`;
-    drawImportance(); drawStrip(); drawAggregation(); drawSelectionReason(S.cursor); markRound();
+    drawImportance(); drawStrip(); drawAggregation(); drawSelectionReason(S.cursor); pruning.drawSparsity(); markRound();
   }
 
   function setCursor(n, fromUser) {
@@ -118,6 +119,7 @@
       addSelectionColumn(r);
       $("dl-round").append(el("option", { value: r.round, text: `round ${r.round}` }));
     }
+    pruning.addRounds(recs);  // before extendLines: its chart is built before the round ticks reach it
     extendLines(recs);
     drawSelection();
     drawFreq();

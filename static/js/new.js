@@ -133,6 +133,7 @@
     const p = presets.find((x) => x.name === presetSel.value);
     fill(p ? p.spec : defaults);
     presetAbout.textContent = p ? p.about : "Fills every field below; change any of them before submitting.";
+    scheduleAdvice();
   }
 
   async function loadAssets() {
@@ -144,6 +145,50 @@
       if (!dl) continue;
       for (const a of items) dl.append(el("option", { value: a.name, text: `${a.usable ? "" : "(not installed) "}${a.detail}` }));
     }
+  }
+
+  // --- advice from measured results -------------------------------------------------------------------
+
+  /* The server's warnings for the combination chosen (benchmark rows like it that did not learn,
+     app/services/advice.py), shown beside the submit button as the fields change; they never block submitting. */
+  const adviceBox = document.getElementById("advice");
+  let adviceSeq = 0;
+  let adviceTimer = null;
+
+  function adviceSpecs() {
+    const spec = readSpec();
+    if (!sweepOn.checked) return [spec];
+    try { return sweepMembers().map((s) => ({ ...spec, sparsity: s })); } catch (_) { return [spec]; }
+  }
+
+  function showAdvice(warnings) {
+    const seen = new Set();
+    const lines = [];
+    for (const w of warnings) {
+      if (seen.has(w.message)) continue;
+      seen.add(w.message);
+      const p = el("p", { class: "advice-line" }, w.message);
+      if (w.link) p.append(" ", el("a", { href: w.link, text: "See the table" }), ".");
+      lines.push(p);
+    }
+    adviceBox.replaceChildren(...lines);
+    adviceBox.hidden = !lines.length;
+  }
+
+  async function checkAdvice() {
+    const seq = ++adviceSeq;
+    const warnings = [];
+    for (const spec of adviceSpecs()) {
+      const res = await api("POST", "/ui/validate", { spec }, { quiet: true });
+      if (seq !== adviceSeq) return;  // a newer check is under way
+      if (res.ok && res.data && Array.isArray(res.data.warnings)) warnings.push(...res.data.warnings);
+    }
+    showAdvice(warnings);
+  }
+
+  function scheduleAdvice() {
+    clearTimeout(adviceTimer);
+    adviceTimer = setTimeout(checkAdvice, 300);
   }
 
   // --- submit ------------------------------------------------------------------------------------
@@ -220,7 +265,10 @@
   });
 
   presetSel.addEventListener("change", applyPreset);
+  form.addEventListener("input", scheduleAdvice);
+  form.addEventListener("change", scheduleAdvice);
   if (boot.start_spec) fill(boot.start_spec);
+  scheduleAdvice();
   loadPresets();
   loadAssets();
 })();

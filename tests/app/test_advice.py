@@ -11,6 +11,7 @@ import pytest
 
 from app.services import advice
 from fedcore.spec import ExperimentSpec, preset
+from tests.app.held import held_client
 
 BASE = {"model": "minilm-l6", "dataset": "snli", "partition": "dirichlet", "rounds": 3, "pooling": "cls"}
 PRUNED = {"aggregation": "head_weighted", "selection": "loss_gap"}
@@ -113,3 +114,18 @@ def test_the_committed_cls_table_flags_drop_mode_at_s_0_9() -> None:
     assert [(a.row, a.seeds) for a in flagged] == [("drop s=0.9", len(finals))]
     assert flagged[0].accuracy == pytest.approx(sum(finals) / len(finals))
     assert advice.advise(preset("paper-pruned", pooling="cls")) == []  # mask at 0.9 learned
+
+
+def test_the_rest_create_response_carries_the_warnings_and_still_creates(tmp_path: Path) -> None:
+    with held_client(tmp_path) as client:  # jobs recorded and held queued
+        drop = client.post("/api/v1/experiments", json={"preset": "paper-pruned",
+                                                        "overrides": {"prune_mode": "drop", "pooling": "cls"}})
+        assert drop.status_code == 201 and drop.json()["status"] == "queued"
+        warned = {w["table"]: w for w in drop.json()["warnings"]}
+        assert warned["paper_table-cls"]["row"] == "drop s=0.9"
+        assert warned["paper_table-cls"]["message"] == next(
+            a.message for a in advice.advise(preset("paper-pruned", prune_mode="drop", pooling="cls"))
+            if a.table == "paper_table-cls")
+        mask = client.post("/api/v1/experiments", json={"preset": "paper-pruned", "overrides": {"pooling": "cls"}})
+        assert mask.status_code == 201 and mask.json()["warnings"] == []
+        assert client.get("/api/v1/experiments").json()["total"] == 2

@@ -276,6 +276,29 @@ def test_validate_checks_like_the_api_and_creates_nothing(app_client: TestClient
     assert app_client.get("/ui/experiments").json()["total"] == before
 
 
+def test_validate_returns_the_warnings_of_measured_results(app_client: TestClient) -> None:
+    drop = app_client.post("/ui/validate", json={"preset": "paper-pruned",
+                                                 "overrides": {"prune_mode": "drop", "pooling": "cls"}})
+    assert drop.status_code == 200
+    tables = {w["table"]: w for w in drop.json()["warnings"]}
+    assert tables["paper_table-cls"]["row"] == "drop s=0.9"
+    assert tables["paper_table-cls"]["link"] == "/results/paper_table-cls"
+    mask = app_client.post("/ui/validate", json={"preset": "paper-pruned", "overrides": {"pooling": "cls"}})
+    assert mask.status_code == 200 and mask.json()["warnings"] == []
+
+
+def test_results_pages_serve_only_committed_tables_and_their_plots(app_client: TestClient) -> None:
+    page = app_client.get("/results/paper_table-cls")
+    assert page.status_code == 200
+    ids = assert_well_formed(page.text)
+    assert "results" in ids and "<table>" in page.text and "drop s=0.9" in page.text
+    plot = app_client.get("/results/paper_table-cls.svg")
+    assert plot.status_code == 200 and plot.headers["content-type"].startswith("image/svg+xml")
+    assert plot.headers["content-security-policy"].startswith("default-src 'none'")
+    for bad in ("paper_table-cls.json", "nothing", "..%2FREADME", "%2e%2e"):
+        assert app_client.get(f"/results/{bad}").status_code == 404, bad
+
+
 def test_static_files_are_served_and_confined(app_client: TestClient) -> None:
     css = app_client.get("/static/css/app.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")

@@ -35,16 +35,18 @@ from app.schemas import (
     ClientList,
     ClientOut,
     ExperimentCreate,
+    ExperimentCreated,
     ExperimentDetail,
     ExperimentList,
     ExperimentOut,
     RoundList,
     RoundOut,
+    SpecWarning,
     Status,
 )
 from app.services import adapter as adapter_svc
+from app.services import advice, jobs
 from app.services import experiments as svc
-from app.services import jobs
 from app.services.dispatch import dispatch_experiment
 from app.services.errors import BrokerUnavailable
 from app.services.stream import event_stream
@@ -80,6 +82,10 @@ def _release(db: Session, exp: Experiment) -> ExperimentOut:
     return out
 
 
+def _created(out: ExperimentOut, warnings: list[SpecWarning]) -> ExperimentCreated:
+    return ExperimentCreated(**out.model_dump(), warnings=warnings)
+
+
 def _json(model: BaseModel) -> Response:
     """The model as JSON, serialised once (the read routes' models are built here, so FastAPI's
     re-validation against ``response_model``, which then only documents the route, is skipped)."""
@@ -93,7 +99,7 @@ def _queued_response(err: BrokerUnavailable, out: ExperimentOut) -> JSONResponse
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=ExperimentOut,
+    response_model=ExperimentCreated,
     responses={401: ERR, 403: ERR, 413: ERR, 503: BROKER_DOWN},
     dependencies=WRITE,
 )
@@ -115,8 +121,11 @@ def create_experiment(
     settings: SettingsDep,
     executor: ExecutorDep,
 ) -> Any:
-    """Record a new experiment (status ``queued``), then hand it to an executor."""
+    """Record a new experiment (status ``queued``), then hand it to an executor.
+
+    ``warnings``: benchmark rows like this spec that did not learn (bench/results/paper_table*.json)."""
     spec = svc.resolve_spec(body)
+    warnings = [SpecWarning(**a.as_dict()) for a in advice.advise(spec)]
     exp = svc.create_experiment(
         db_session=db,
         name=svc.default_name(body, spec),
@@ -127,8 +136,8 @@ def create_experiment(
     try:
         dispatch_experiment(sessions=sessions, executor=executor, experiment_id=exp.id, device=spec.device)
     except BrokerUnavailable as err:
-        return _queued_response(err, _release(db, exp))
-    return _release(db, exp)
+        return _queued_response(err, _created(_release(db, exp), warnings))
+    return _created(_release(db, exp), warnings)
 
 
 @router.get("", response_model=ExperimentList)
