@@ -209,7 +209,7 @@ def render_table(name: str, results_dir: Path = RESULTS_DIR) -> str | None:
         return None
     text = (results_dir / f"{stem}.md").read_text(encoding="utf-8")
     try:
-        from markdown_it import MarkdownIt  # installed with rich, a dependency
+        from markdown_it import MarkdownIt  # a dependency (pyproject.toml)
     except ImportError:
         return f"<pre>{escape(text)}</pre>"
     return str(MarkdownIt("commonmark", {"html": False}).enable("table").render(text))
