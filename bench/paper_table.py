@@ -47,6 +47,7 @@ CONFIGS: list[tuple[str, dict[str, Any]]] = [
 TAIL = 4  # dense steps at the end of each drop-mode round: 11 x ~0.6 + 4 x 1 of a dense round's compute
 TAIL_ROW = f"drop s=0.9, last {TAIL} steps dense"
 HR_DENSE = "dense FedAvg, heads-random init"
+SAMPLED_C5 = "drop s=0.9, compute s=0.5, sampled heads, heads-random init"
 EXTRA: list[tuple[str, dict[str, Any]]] = [
     (TAIL_ROW, {"sparsity": 0.9, "prune_mode": "drop", "drop_dense_steps": TAIL, **PRUNED}),
     ("mask s=0.9, per-block ranking", {"sparsity": 0.9, "prune_mode": "mask", "prune_ranking": "per_block", **PRUNED}),
@@ -72,10 +73,14 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
                                                "compute_edge_blocks": 1, **PRUNED}),
     ("drop s=0.9, sampled heads, heads-random init", {"sparsity": 0.9, "prune_mode": "drop", "head_choice": "sampled",
                                                      "lora_init": "heads_random", **PRUNED}),
+    # what closed the mask-mode gap at 25 rounds (sampled heads, heads-random init), with two sparsities
+    (SAMPLED_C5, {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5, "head_choice": "sampled",
+                  "lora_init": "heads_random", **PRUNED}),
+    (f"{SAMPLED_C5}, scaled", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
+                               "head_choice": "sampled", "lora_init": "heads_random", "drop_scaling": True, **PRUNED}),
 ]
 # a pruned variant whose change also applies to dense is judged against the stronger of dense and this row
-DENSE_COUNTERPART = {"mask s=0.9, heads-random init": HR_DENSE,
-                     "mask s=0.9, sampled heads, heads-random init": HR_DENSE}
+DENSE_COUNTERPART = {name: HR_DENSE for name, o in EXTRA if o.get("lora_init") == "heads_random" and o["sparsity"] > 0}
 QUICK = {"dense FedAvg", "mask s=0.9", "drop s=0.9"}
 
 
