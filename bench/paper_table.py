@@ -76,6 +76,8 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
     # what closed the mask-mode gap at 25 rounds (sampled heads, heads-random init), with two sparsities
     (SAMPLED_C5, {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5, "head_choice": "sampled",
                   "lora_init": "heads_random", **PRUNED}),
+    ("drop s=0.9, compute s=0.5, per-block", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
+                                             "prune_ranking": "per_block", **PRUNED}),
     (f"{SAMPLED_C5}, scaled", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
                                "head_choice": "sampled", "lora_init": "heads_random", "drop_scaling": True, **PRUNED}),
 ]
