@@ -30,7 +30,7 @@ const FHPruning = ({ S, P }) => {
       type: "scatter", mode: "lines+markers", name, x: [], y: [], line: { color: colour, width: 2, dash: i === 1 ? "dot" : "solid" },
       marker: { size: 5 }, hovertemplate: "round %{x}: %{y:.4f}",
     }));
-    const lay = layout({ xaxis: axis("round"), yaxis: axis("mean client loss (nats)", { rangemode: "tozero" }) });
+    const lay = layout({ xaxis: axis("round"), yaxis: axis("mean client loss (nats)") });
     P.paint(CHART, () => Plotly.newPlot($(CHART), traces, lay, PLOT_CONFIG), "new");
   }
 
