@@ -226,8 +226,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         if resp.status_code == 422:
             console.print("[red]invalid experiment:[/red]")
-            for e in resp.json().get("detail", []):
-                console.print(f"  {'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}")
+            for e in resp.json().get("detail", []):  # the server's submit-time checks, word for word
+                where = ".".join(str(p) for p in e.get("loc", []))
+                console.print(f"  {where}: {e.get('msg')}", markup=False, highlight=False, soft_wrap=True)
             return EXIT_USAGE
         if resp.status_code == 503:
             data = resp.json()

@@ -432,9 +432,11 @@ def series_data(experiment_id: uuid.UUID, db: DbDep) -> dict[str, Any]:
 
 
 @router.post("/ui/validate", dependencies=WRITE)
-def validate_submission(body: ExperimentCreate) -> dict[str, Any]:
-    """422 (FastAPI's format, as the API gives) or the resolved spec and the benchmark's warnings; creates nothing."""
-    spec = svc.resolve_spec(body)
+def validate_submission(body: ExperimentCreate, settings: SettingsDep) -> dict[str, Any]:
+    """422 (FastAPI's format, as the API gives) or the resolved spec and the benchmark's warnings; creates nothing.
+
+    The same checks as the API's create (app/services/submit_checks.py), so the form shows the server's words."""
+    spec = svc.checked_spec(body, settings=settings)
     warnings = [a.as_dict() for a in advice.advise(spec)]
     return {"ok": True, "spec": spec.model_dump(mode="json"), "warnings": warnings}
 

@@ -66,17 +66,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from fedcore.checks import InputProblems, Places, raise_for_inputs
     from fedcore.context import Paths, get_context
     from fedcore.simulation import RoundResult, run_simulation, save_adapter, summarize
     from fedcore.spec import ExperimentSpec, SpecError
 
     console = Console(stderr=True)
+    paths = Paths(cache_dir=args.cache_dir, data_root=Path(args.data_root) if args.data_root else Path.cwd())
+    places = Places(data_root=paths.data_root, cache_dir=paths.cache_dir)
     try:
         if args.resume:
             out = Path(args.resume)
             spec = ExperimentSpec.model_validate_json((out / "spec.json").read_text(encoding="utf-8"))
+            raise_for_inputs(spec, places)
         else:
             spec, label = _spec_from_args(args)
+            raise_for_inputs(spec, places)  # the server's submit-time checks: before anything is written
             out = Path(args.out) if args.out else Path("runs") / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
             if (out / "checkpoint" / "state.json").exists():
                 raise SystemExit(f"{out} already holds a run; use `fedheads run --resume {out}` or another --out")
@@ -85,8 +90,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SpecError as err:
         console.print(f"[red]invalid spec:[/red] {err}")
         return 2
+    except InputProblems as err:
+        console.print("[red]cannot start:[/red]")
+        for p in err.problems:
+            console.print(f"  {p.field}: {p.message}", markup=False, highlight=False, soft_wrap=True)
+        return 2
 
-    paths = Paths(cache_dir=args.cache_dir, data_root=Path(args.data_root) if args.data_root else None)
     console.print(f"[bold]fedheads[/bold] {spec.model} on {spec.dataset}: {spec.rounds} rounds x "
                   f"{spec.clients_per_round}/{spec.num_clients} clients, sparsity {spec.sparsity:g} "
                   f"({spec.prune_mode}), {spec.aggregation}, {spec.selection} -> {out}")

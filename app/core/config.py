@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Token that POST and DELETE requests need (Bearer header, or a /login page session); "
         "unset: the API is open, so bind to 127.0.0.1 only.",
     )
+    max_data_file_bytes: int = Field(
+        default=512 * 1000 * 1000,
+        ge=1,
+        description="Largest local dataset file (in the data root) a submission may name (bytes); a larger "
+        "one is refused at submit with a 422 (runs load the whole file into memory).",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (bytes); larger is a 413."
     )

@@ -8,11 +8,10 @@ from pathlib import Path
 from app.core.config import Settings
 from app.schemas import AssetList, AssetOut, PresetOut
 from fedcore.assets import asset_status
-from fedcore.data.sources import BUILTIN_DATASETS, LOCAL_SUFFIXES
+from fedcore.data.sources import BUILTIN_DATASETS, DATASET_ASSETS, LOCAL_SUFFIXES
 from fedcore.spec import preset, preset_about, preset_names
 
 TINY_ABOUT = "random tiny model built from a config class (tests, smoke runs); no files needed"
-DATASET_ASSET = {"snli": "snli", "bbc-news": "bbc-news", "bbc-headlines": "bbc-news", "aclsum": "aclsum"}
 MAX_LOCAL_FILES = 200
 
 
@@ -53,7 +52,7 @@ def assets(settings: Settings) -> AssetList:
             )
     datasets = []
     for name, about in BUILTIN_DATASETS.items():
-        asset = DATASET_ASSET.get(name)
+        asset = DATASET_ASSETS.get(name)
         if asset is None:
             datasets.append(AssetOut(name=name, kind="dataset", usable=True, detail=about))
             continue

@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
+from app.core.config import Settings
 from app.models import Client, Event, Experiment, Round, utcnow
 from app.schemas import ExperimentCreate
-from app.services import jobs
+from app.services import jobs, submit_checks
 from app.services.errors import Conflict, InvalidInput, NotFound
 from fedcore.spec import PRESETS, ExperimentSpec
 
@@ -49,6 +50,14 @@ def resolve_spec(body: ExperimentCreate) -> ExperimentSpec:
             where = "overrides" if not loc or loc[0] in body.overrides else "preset"
             errors.append({**e, "loc": ["body", where, *loc]})
         raise InvalidInput(errors) from err
+
+
+def checked_spec(body: ExperimentCreate, *, settings: Settings) -> ExperimentSpec:
+    """The spec a request describes, checked against this server before anything is stored: its model
+    and data must exist here and be readable (app/services/submit_checks.py); else a 422 naming the field."""
+    spec = resolve_spec(body)
+    submit_checks.check_spec(body, spec, settings)
+    return spec
 
 
 def default_name(body: ExperimentCreate, spec: ExperimentSpec) -> str:

@@ -32,6 +32,8 @@ BUILTIN_DATASETS: dict[str, str] = {
     "aclsum": "ACLSum paper -> aspect summary generation (default aspect: outcome)",
     "synthetic": "seeded 3-class keyword-count task, no files (tests and the smoke preset)",
 }
+# the offline asset (fedcore.assets) each built-in dataset reads
+DATASET_ASSETS: dict[str, str] = {"snli": "snli", "bbc-news": "bbc-news", "bbc-headlines": "bbc-news", "aclsum": "aclsum"}
 SNLI_LABELS = ["entailment", "neutral", "contradiction"]
 ACLSUM_ASPECTS = ("challenge", "approach", "outcome")
 ACLSUM_SECTIONS = ("abstract", "introduction", "conclusion")

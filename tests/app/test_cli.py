@@ -73,3 +73,14 @@ def test_db_upgrade_creates_the_schema_on_a_new_sqlite_database(tmp_path: Path) 
         inspect(engine).get_table_names()
     )
     engine.dispose()
+
+
+def test_submit_exits_2_with_the_servers_words_when_the_data_cannot_be_used(
+    api: httpx.Client, stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["submit", "--preset", "smoke", "--set", "dataset=local", "--set", "data_path=../../../etc/passwd",
+                 "--server", stack.api_url])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "overrides.data_path: '../../../etc/passwd' is not allowed: '..' would leave the data root" in err
+    assert api.get("/api/v1/experiments").json()["total"] == 0

@@ -71,3 +71,19 @@ def test_presets_lists_every_preset(capsys: pytest.CaptureFixture, monkeypatch: 
     out = capsys.readouterr().out
     for name in ("smoke", "demo", "paper-dense", "paper-pruned"):
         assert name in out
+
+
+def test_run_refuses_bad_input_before_writing_anything(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "one.csv").write_text("text,label\n" + "a,1\n" * 20)
+    out = tmp_path / "never"
+    for overrides, expect in (
+        (["dataset=jsonl"], "dataset: unknown dataset 'jsonl'; choose one of snli"),
+        (["dataset=local", "data_path=one.csv"], "label_field: column 'label' of 'one.csv' holds 1 class(es)"),
+    ):
+        sets = [a for o in overrides for a in ("--set", o)]
+        code = main(["run", "--preset", "smoke", *sets, "--data-root", str(root), "--out", str(out)])
+        assert code == 2
+        assert expect in capsys.readouterr().err
+        assert not out.exists()

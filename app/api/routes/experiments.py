@@ -124,7 +124,7 @@ def create_experiment(
     """Record a new experiment (status ``queued``), then hand it to an executor.
 
     ``warnings``: benchmark rows like this spec that did not learn (bench/results/paper_table*.json)."""
-    spec = svc.resolve_spec(body)
+    spec = svc.checked_spec(body, settings=settings)  # 422 before anything is stored
     warnings = [SpecWarning(**a.as_dict()) for a in advice.advise(spec)]
     exp = svc.create_experiment(
         db_session=db,
