@@ -45,7 +45,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
 from starlette.templating import Jinja2Templates
 
 from app.api.auth import WRITE
@@ -62,7 +62,7 @@ from app.core.security import (
 )
 from app.models import STATUSES, Event, Experiment, Round
 from app.schemas import ExperimentCreate
-from app.services import advice
+from app.services import advice, listing
 from app.services import experiments as svc
 from app.services.errors import NotFound
 from fedcore.spec import ExperimentSpec
@@ -192,36 +192,13 @@ def form_groups() -> list[tuple[str, str, list[FormField]]]:
 # --- data helpers -------------------------------------------------------------------------------
 
 
-NO_FIGURES: dict[str, Any] = {
-    "rounds": 0, "best_accuracy": None, "bytes_up": None, "bytes_up_dense": None, "bytes_down": None,
-    "uplink_advantage": None, "ops_reduction": None, "wall_time": None,
-}
-
-
-def _figures(db: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """Headline figures per experiment from the round columns (as fedcore's summarize defines them)."""
-    if not ids:
-        return {}
-    rows = db.execute(
-        select(Round.experiment_id, func.count(), func.max(Round.accuracy), func.sum(Round.bytes_up),
-               func.sum(Round.bytes_up_dense), func.sum(Round.bytes_down), func.sum(Round.ops),
-               func.sum(Round.ops_dense), func.sum(Round.wall_time))
-        .where(Round.experiment_id.in_(ids)).group_by(Round.experiment_id)
-    ).all()
-    out = {}
-    for exp_id, n, best, up, up_dense, down, ops, ops_dense, wall in rows:
-        out[exp_id] = {
-            "rounds": n, "best_accuracy": best, "bytes_up": up, "bytes_up_dense": up_dense, "bytes_down": down,
-            "uplink_advantage": (up_dense / up) if up else None,
-            "ops_reduction": (ops_dense / ops) if ops else None, "wall_time": wall,
-        }
-    return out
+_figures = listing.figures  # headline figures per experiment, summed in SQL (app/services/listing.py)
 
 
 def _row(exp: Experiment | Row[Any], figures: dict[str, Any] | None) -> dict[str, Any]:
     out = experiment_out(exp, None).model_dump(mode="json")
     out.pop("latest_round", None)
-    out["figures"] = figures or dict(NO_FIGURES)
+    out["figures"] = figures or dict(listing.NO_FIGURES)
     out["sweep"] = sweep_tag(exp.name)
     return out
 
@@ -270,15 +247,38 @@ _env.filters["age"] = _age
 # --- pages --------------------------------------------------------------------------------------
 
 
+@dataclass
+class ListQuery:
+    """The list's filters and order, from the query string; anything unknown falls back to the default."""
+
+    status: str | None = None
+    q: str = ""
+    tag: str = ""
+    sort: str = "created"
+    order: str = "desc"
+
+    @classmethod
+    def of(cls, status: str | None, q: str | None, tag: str | None, sort: str | None,
+           order: str | None) -> ListQuery:
+        return cls(status=status if status in STATUSES else None, q=(q or "").strip()[:200],
+                   tag=(tag or "").strip()[:40], sort=sort if sort in listing.SORT_KEYS else "created",
+                   order="asc" if order == "asc" else "desc")
+
+    def find(self, db: Any, limit: int) -> tuple[Any, int]:
+        return svc.list_experiments(db_session=db, status=self.status, q=self.q or None, tag=self.tag or None,
+                                    sort=self.sort, descending=self.order == "desc", limit=limit, offset=0)
+
+
 @router.get("/", response_class=HTMLResponse)
-def experiments_page(request: Request, db: DbDep, status: str | None = None) -> HTMLResponse:
-    chosen = status if status in STATUSES else None
-    items, total = svc.list_experiments(db_session=db, status=chosen, limit=200, offset=0)
+def experiments_page(request: Request, db: DbDep, status: str | None = None, q: str | None = None,
+                     tag: str | None = None, sort: str | None = None, order: str | None = None) -> HTMLResponse:
+    query = ListQuery.of(status, q, tag, sort, order)
+    items, total = query.find(db, 200)
     figures = _figures(db, [e.id for e in items])
     rows = [_row(e, figures.get(e.id)) for e in items]
     return templates.TemplateResponse(request, "experiments.html", {
-        "active": "experiments", "rows": rows, "total": total, "status": chosen or "", "statuses": STATUSES,
-        "created": {str(e.id): e.created_at for e in items},
+        "active": "experiments", "rows": rows, "total": total, "status": query.status or "", "statuses": STATUSES,
+        "created": {str(e.id): e.created_at for e in items}, "query": query, "tags": listing.all_tags(db),
     })
 
 
@@ -397,13 +397,15 @@ def logout() -> Response:
 
 
 @router.get("/ui/experiments")
-def experiments_data(db: DbDep, status: str | None = None,
+def experiments_data(db: DbDep, status: str | None = None, q: str | None = None, tag: str | None = None,
+                     sort: str | None = None, order: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 200) -> dict[str, Any]:
-    chosen = status if status in STATUSES else None
-    items, total = svc.list_experiments(db_session=db, status=chosen, limit=limit, offset=0)
+    """The list as the page shows it: filtered by status, name (``q``) and tag, sorted; every tag in use."""
+    query = ListQuery.of(status, q, tag, sort, order)
+    items, total = query.find(db, limit)
     figures = _figures(db, [e.id for e in items])
     return {"items": [_row(e, figures.get(e.id)) for e in items], "total": total,
-            "now": datetime.now(UTC).isoformat()}
+            "tags": listing.all_tags(db), "now": datetime.now(UTC).isoformat()}
 
 
 @router.get("/ui/experiments/{experiment_id}/state")

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from fedcore.spec import ExperimentSpec
 
@@ -43,6 +51,31 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
+MAX_TAGS = 20
+MAX_NOTE = 20_000
+
+def _no_comma(tag: str) -> str:
+    if "," in tag:
+        raise ValueError(f"a tag may not contain a comma (the page separates tags with them): {tag!r}")
+    return tag
+
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), AfterValidator(_no_comma)]
+
+
+def _unique(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[
+    list[Tag],
+    Field(max_length=MAX_TAGS, description="Labels for finding the run (1-40 characters each, no commas; "
+          "repeats are dropped)."),
+    AfterValidator(_unique),
+]
+Note = Annotated[str, Field(max_length=MAX_NOTE, description="Free text about the run.")]
+
+
 class ExperimentCreate(BaseModel):
     """A new experiment: a full ``spec``, or a ``preset`` name with ``overrides``."""
 
@@ -59,6 +92,8 @@ class ExperimentCreate(BaseModel):
         None, min_length=1, max_length=100, description="A preset name (GET /presets)."
     )
     overrides: dict[str, Any] = Field(default_factory=dict, description="Spec fields replacing the preset's.")
+    tags: Tags = Field(default_factory=list)
+    note: Note = ""
 
     @model_validator(mode="after")
     def _one_source(self) -> ExperimentCreate:
@@ -108,6 +143,8 @@ class ExperimentOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     latest_round: RoundFigures | None = None
+    tags: list[str] = Field(default_factory=list, description="Labels for finding the run (?tag= filters by one).")
+    note: str = Field("", description="Free text about the run.")
 
     _utc_fields = field_validator("created_at", "updated_at", "started_at", "finished_at")(_utc)
 
@@ -143,6 +180,17 @@ class ExperimentDetail(ExperimentOut):
         None, description="Attention blocks, heads, label names and task of the run."
     )
     has_adapter: bool = Field(description="A final adapter can be downloaded from /adapter.")
+
+
+class ExperimentPatch(BaseModel):
+    """What may change after submission: the run's tags and note (each replaced when given)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"tags": ["baseline", "snli"], "note": "dense reference"}]}
+    )
+
+    tags: Tags | None = None
+    note: Note | None = None
 
 
 class ExperimentList(BaseModel):

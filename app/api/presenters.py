@@ -53,6 +53,8 @@ def experiment_out(exp: Experiment | Row[Any], latest: RoundFigures | None) -> E
         started_at=exp.started_at,
         finished_at=exp.finished_at,
         latest_round=latest,
+        tags=list(exp.tags or []),
+        note=exp.note or "",
     )
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.models import Client, Event, Experiment, Round, utcnow
 from app.schemas import ExperimentCreate
-from app.services import jobs, submit_checks
+from app.services import jobs, listing, submit_checks
 from app.services.errors import Conflict, InvalidInput, NotFound
 from fedcore.spec import PRESETS, ExperimentSpec
 
@@ -65,7 +65,13 @@ def default_name(body: ExperimentCreate, spec: ExperimentSpec) -> str:
 
 
 def create_experiment(
-    *, db_session: Session, name: str, spec: ExperimentSpec, artifact_root: Path
+    *,
+    db_session: Session,
+    name: str,
+    spec: ExperimentSpec,
+    artifact_root: Path,
+    tags: Sequence[str] = (),
+    note: str = "",
 ) -> Experiment:
     """Record a queued experiment and its first status event (the caller commits, then dispatches)."""
     now = utcnow()
@@ -78,6 +84,8 @@ def create_experiment(
         created_at=now,
         updated_at=now,
         artifact_dir=str(artifact_root / str(exp_id)),
+        tags=list(tags),
+        note=note,
     )
     jobs.record_new(db_session=db_session, experiment=exp)
     return exp
@@ -104,18 +112,39 @@ def read_experiment(*, db_session: Session, experiment_id: uuid.UUID) -> Row[Any
 
 
 def list_experiments(
-    *, db_session: Session, status: str | None, limit: int, offset: int
+    *,
+    db_session: Session,
+    status: str | None,
+    limit: int,
+    offset: int,
+    q: str | None = None,
+    tag: str | None = None,
+    sort: str = "created",
+    descending: bool = True,
 ) -> tuple[Sequence[Row[Any]], int]:
-    """A page of experiments' columns, newest first, and how many there are."""
-    query = select(_EXPERIMENTS)
-    count = select(func.count()).select_from(_EXPERIMENTS)
-    if status is not None:
-        query = query.where(_EXPERIMENTS.c.status == status)
-        count = count.where(_EXPERIMENTS.c.status == status)
-    items = db_session.execute(
-        query.order_by(_EXPERIMENTS.c.created_at.desc(), _EXPERIMENTS.c.id).limit(limit).offset(offset)
-    ).all()
-    return items, int(db_session.scalar(count) or 0)
+    """A page of experiments' columns (newest first unless ``sort`` says otherwise) and how many match:
+    a status, a part of the name (``q``), a tag (app/services/listing.py)."""
+    return listing.find(
+        db_session=db_session, status=status, q=q, tag=tag, sort=sort, descending=descending,
+        limit=limit, offset=offset,
+    )
+
+
+def update_experiment(
+    *, db_session: Session, experiment_id: uuid.UUID, tags: list[str] | None, note: str | None
+) -> Experiment:
+    """Replace the tags and/or the note (whatever is given); any status. NotFound if there is none."""
+    exp = get_experiment(db_session=db_session, experiment_id=experiment_id)
+    values: dict[str, Any] = {}
+    if tags is not None:
+        values["tags"] = list(tags)
+    if note is not None:
+        values["note"] = note
+    if values:
+        # only these columns: a runner writing progress at the same time keeps its own
+        db_session.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
+        db_session.refresh(exp)
+    return exp
 
 
 def get_round(*, db_session: Session, experiment_id: uuid.UUID, round_: int) -> Round:

@@ -85,13 +85,16 @@ def round_event(exp_id: uuid.UUID, rec: dict[str, Any], total: int) -> Event:
 
 def add_experiment(session: Session, *, name: str, status: str, rounds_done: int, rounds_total: int = 4,
                    num_clients: int = 6, per_round: int = 3, blocks: list[str] | None = None, heads: int = 4,
-                   sparsity: float = 0.5, error: str | None = None, events: bool = True) -> Experiment:
-    """An experiment in ``status`` with ``rounds_done`` stored rounds, its clients and its event log."""
+                   sparsity: float = 0.5, error: str | None = None, events: bool = True,
+                   tags: list[str] | None = None, note: str = "", spec: dict[str, Any] | None = None) -> Experiment:
+    """An experiment in ``status`` with ``rounds_done`` stored rounds, its clients and its event log; ``spec``:
+    fields over the smoke preset's."""
     blocks = blocks or BERT_BLOCKS
     now = datetime.now(UTC)
-    spec = smoke_spec(num_clients=num_clients, clients_per_round=per_round, rounds=rounds_total, sparsity=sparsity)
+    spec = smoke_spec(**{"num_clients": num_clients, "clients_per_round": per_round, "rounds": rounds_total,
+                         "sparsity": sparsity, **(spec or {})})
     exp = Experiment(
-        id=uuid.uuid4(), name=name, spec=spec, status=status, rounds_done=rounds_done, rounds_total=rounds_total,
+        id=uuid.uuid4(), name=name, spec=spec, status=status, tags=tags or [], note=note, rounds_done=rounds_done, rounds_total=rounds_total,
         cancel_requested=status == "cancelled", error=error, created_at=now - timedelta(minutes=5), updated_at=now,
         started_at=None if status == "queued" else now - timedelta(minutes=4),
         finished_at=now if status in ("succeeded", "failed", "cancelled") else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Body, Header, Path, Query, Response, status
@@ -39,6 +39,7 @@ from app.schemas import (
     ExperimentDetail,
     ExperimentList,
     ExperimentOut,
+    ExperimentPatch,
     RoundList,
     RoundOut,
     SpecWarning,
@@ -49,6 +50,7 @@ from app.services import advice, jobs
 from app.services import experiments as svc
 from app.services.dispatch import dispatch_experiment
 from app.services.errors import BrokerUnavailable
+from app.services.listing import SortKey
 from app.services.stream import event_stream
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
@@ -131,6 +133,8 @@ def create_experiment(
         name=svc.default_name(body, spec),
         spec=spec,
         artifact_root=settings.artifact_root.expanduser().resolve(),
+        tags=body.tags,
+        note=body.note,
     )
     db.commit()
     try:
@@ -150,11 +154,22 @@ async def list_experiments(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    tag: Annotated[str | None, Query(max_length=40, description="only experiments with this tag")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="only experiments whose name contains this (any case)")
+    ] = None,
+    sort: Annotated[SortKey, Query(description="order by this; best_accuracy, uplink_advantage and "
+                                   "ops_reduction are over the stored rounds (runs without one come last)")]
+    = "created",
+    order: Annotated[Literal["desc", "asc"], Query(description="descending (default) or ascending")] = "desc",
 ) -> Response:
-    """Experiments, newest first."""
+    """Experiments, newest first (or as ``sort`` and ``order`` say), filtered by status, tag and name."""
 
     def page(db: Session) -> Response:
-        items, total = svc.list_experiments(db_session=db, status=status_, limit=limit, offset=offset)
+        items, total = svc.list_experiments(
+            db_session=db, status=status_, limit=limit, offset=offset, q=q, tag=tag, sort=sort,
+            descending=order == "desc",
+        )
         latest = rounds.latest_figures(db, {e.id: e.rounds_done for e in items})
         return _json(ExperimentList(items=[experiment_out(e, latest.get(e.id)) for e in items], total=total))
 
@@ -294,6 +309,26 @@ def resume_experiment(
         return _queued_response(err, _release(db, exp))
     out = _release(db, exp)
     return Accepted(experiment=out, message=f"queued; continues after round {out.progress.rounds_done}")
+
+
+@router.patch(
+    "/{experiment_id}",
+    response_model=ExperimentOut,
+    responses={401: ERR, 403: ERR, 404: ERR},
+    dependencies=WRITE,
+)
+def update_experiment(
+    experiment_id: uuid.UUID,
+    body: Annotated[
+        ExperimentPatch,
+        Body(openapi_examples={"tags and note": {"value": {"tags": ["baseline", "snli"], "note": "dense reference"}}}),
+    ],
+    db: DbDep,
+) -> ExperimentOut:
+    """Replace the run's ``tags`` and/or ``note`` (those given); allowed in any status, the run is not touched."""
+    exp = svc.update_experiment(db_session=db, experiment_id=experiment_id, tags=body.tags, note=body.note)
+    db.commit()
+    return _release(db, exp)
 
 
 @router.delete(
