@@ -168,6 +168,8 @@
     }
     $("btn-cancel").disabled = !["queued", "running"].includes(status);
     $("btn-resume").disabled = !["failed", "cancelled"].includes(status);
+    $("btn-delete").disabled = status === "running";
+    $("btn-delete").title = status === "running" ? "running: cancel it first" : "";
   }
 
   async function refreshDetail() {
@@ -259,7 +261,37 @@
 
   function note(msg) { $("action-note").textContent = msg; }
 
+  /** Tags (comma-separated in the input) and the note, saved with PATCH; the server's 422 is shown as it is. */
+  function bindKeep() {
+    const keepNote = (msg) => { $("keep-note").textContent = msg; };
+    $("keep").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const tags = $("tags-input").value.split(",").map((t) => t.trim()).filter((t) => t);
+      $("save-keep").disabled = true;
+      const res = await api("PATCH", BASE, { tags, note: $("note-input").value });
+      $("save-keep").disabled = false;
+      if (res.ok) {
+        exp.tags = res.data.tags; exp.note = res.data.note;
+        $("tags-input").value = res.data.tags.join(", ");
+        keepNote(`saved at ${fmt.clock()}`);
+      } else if (res.status === 422 && Array.isArray(res.data.detail)) {
+        keepNote(`not saved: ${res.data.detail.map((e) => `${e.loc.slice(1).join(".")}: ${e.msg}`).join("; ")}`);
+      } else {
+        keepNote(`not saved: ${res.data && res.data.detail ? res.data.detail : res.status}`);
+      }
+    });
+    $("btn-delete").addEventListener("click", async () => {
+      if (!window.confirm(`Delete "${exp.name}" with its rounds, events and adapters? This cannot be undone.`)) return;
+      $("btn-delete").disabled = true;
+      const res = await api("DELETE", BASE);
+      if (res.ok) { closeStream("deleted"); window.location.href = "/"; return; }
+      note(`delete refused: ${res.data && res.data.detail ? res.data.detail : res.status}`);
+      $("btn-delete").disabled = S.status === "running";
+    });
+  }
+
   function bindActions() {
+    bindKeep();
     $("btn-cancel").addEventListener("click", async () => {
       $("btn-cancel").disabled = true;
       const res = await api("POST", `${BASE}/cancel`);
