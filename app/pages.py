@@ -62,7 +62,7 @@ from app.core.security import (
 )
 from app.models import STATUSES, Event, Experiment, Round
 from app.schemas import ExperimentCreate
-from app.services import advice, listing
+from app.services import advice, comparison, listing
 from app.services import experiments as svc
 from app.services.errors import NotFound
 from fedcore.spec import ExperimentSpec
@@ -229,6 +229,10 @@ def _not_found(request: Request, what: str) -> HTMLResponse:
     return templates.TemplateResponse(request, "not_found.html", {"what": what, "active": ""}, status_code=404)
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive UTC times
+
+
 def _age(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -328,14 +332,18 @@ def compare_page(request: Request, db: DbDep, ids: Annotated[list[str] | None, Q
     parsed = [u for u in (_parse_id(p) for p in wanted) if u is not None]
     chosen = list(dict.fromkeys(parsed))[:MAX_COMPARE]
     found = {e.id: e for e in db.scalars(select(Experiment).where(Experiment.id.in_(chosen))).all()} if chosen else {}
-    exps = [found[i] for i in chosen if i in found]
+    # oldest first: a run keeps its colour (its place) when newer runs join the comparison, whatever the URL's order
+    exps = sorted((found[i] for i in chosen if i in found), key=lambda e: (_aware(e.created_at), str(e.id)))
     figures = _figures(db, [e.id for e in exps])
     rows = [_row(e, figures.get(e.id)) for e in exps]
+    summary = comparison.compare([comparison.Run(id=r["id"], name=r["name"], spec=r["spec"]) for r in rows])
+    for i, r in enumerate(rows):
+        r["label"], r["colour"] = summary.labels[r["id"]], i
     missing = [p for p in wanted if (u := _parse_id(p)) is None or u not in found]
     recent, _ = svc.list_experiments(db_session=db, status=None, limit=100, offset=0)
     return templates.TemplateResponse(request, "compare.html", {
         "active": "compare", "rows": rows, "missing": missing, "recent": recent,
-        "chosen": {str(e.id) for e in exps},
+        "chosen": {str(e.id) for e in exps}, "cmp": summary,
     })
 
 
