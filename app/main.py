@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.api.routes import experiments, meta
@@ -27,6 +28,7 @@ from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
 from app.core.db import session_factory
 from app.pages import router as pages_router
+from app.services import spec_errors
 from app.services.dispatch import ExecutorFactory, NoExecutor, Reconciler
 from app.services.errors import InvalidInput, ServiceError
 from app.services.round_cache import RoundCache
@@ -93,6 +95,12 @@ def create_app(
     app.state.sessions = session_factory(settings.database_url)
     app.state.round_cache = RoundCache()
     app.state.event_watch = EventWatch(app.state.sessions, settings.sse_poll_interval, settings.broker_url)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's 422, plus the spec's rules across fields when fields are wrong too (one submit shows all)
+        errors = spec_errors.with_cross_field_errors(exc.errors(), exc.body)
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

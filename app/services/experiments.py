@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.models import Client, Event, Experiment, Round, utcnow
 from app.schemas import ExperimentCreate
-from app.services import jobs, listing, submit_checks
+from app.services import jobs, listing, spec_errors, submit_checks
 from app.services.errors import Conflict, InvalidInput, NotFound
 from fedcore.spec import PRESETS, ExperimentSpec
 
@@ -45,10 +45,12 @@ def resolve_spec(body: ExperimentCreate) -> ExperimentSpec:
         return ExperimentSpec.model_validate(data)
     except ValidationError as err:
         errors = []
-        for e in err.errors(include_url=False, include_context=False):
+        found = err.errors(include_url=False, include_context=False)
+        for e in found:
             loc = list(e["loc"])
             where = "overrides" if not loc or loc[0] in body.overrides else "preset"
             errors.append({**e, "loc": ["body", where, *loc]})
+        errors += [{**e, "loc": ["body", "overrides"]} for e in spec_errors.cross_field_errors(data, found)]
         raise InvalidInput(errors) from err
 
 

@@ -51,15 +51,18 @@ def test_form_shows_the_servers_validation_errors_next_to_the_fields(page: Any, 
     with server.api() as api:
         before = api.get("/api/v1/experiments").json()["total"]
     open_form(page, server)
-    fill(page, {"sparsity": 2})
+    # a bad field and a broken rule across fields (clients_per_round 3 > num_clients): both in one submit
+    fill(page, {"sparsity": 2, "num_clients": 2})
     page.click("#submit")
     err = page.locator("#err-sparsity")
     err.wait_for(state="visible")
     assert "0.99" in err.text_content()
     assert page.get_attribute("#f-sparsity", "aria-invalid") == "true"
-    assert page.evaluate("document.activeElement.id") == "f-sparsity"  # focus moves to the first bad field
+    assert "clients_per_round (3) must be <= num_clients (2)" in page.text_content("#form-error")
+    assert page.get_attribute("#f-num_clients", "aria-invalid") == "true"  # the field the rule names
+    assert page.evaluate("document.activeElement.id") == "f-num_clients"  # focus: the first bad field, form order
 
-    fill(page, {"sparsity": 0.5, "num_clients": 2})  # a rule across fields: clients_per_round (3) > num_clients
+    fill(page, {"sparsity": 0.5})  # the field fixed, the rule across fields still broken
     page.click("#submit")
     page.locator("#form-error").wait_for(state="visible")
     assert "clients_per_round" in page.text_content("#form-error")
