@@ -32,7 +32,9 @@ def run_sweep(server: Server, timeout: float) -> list[str]:
     with server.api() as api:
         for s in SPARSITIES:
             resp = api.post("/api/v1/experiments", json={
-                "name": f"smoke [sweep {SWEEP}] s={s:g}", "preset": "smoke", "overrides": {**OVERRIDES, "sparsity": s}})
+                "name": f"smoke [sweep {SWEEP}] s={s:g}", "preset": "smoke", "overrides": {**OVERRIDES, "sparsity": s},
+                "tags": ["docs", "baseline"] if s == 0 else ["docs"],
+                "note": "dense reference of the docs sweep" if s == 0 else ""})
             resp.raise_for_status()
             ids.append(resp.json()["id"])
 
