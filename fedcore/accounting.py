@@ -48,6 +48,11 @@ nothing from them reaches the loss, so they get no backward; BERT skips q/k/v. T
 o projection runs on a zero-width input: only its LoRA ``B`` does work (forward,
 ``dB`` and ``d(A x)``), and its output then requires grad. In mask mode the compute
 is dense: pass ``kept=None``.
+
+``trained`` describes ``train_top_blocks``: the blocks below the trained ones keep
+their LoRA frozen for the round, so (with frozen embeddings) nothing below the lowest
+trained block requires grad and autograd runs no backward there; a frozen block above
+a trained one still passes input gradients through its base and LoRA weights.
 """
 
 from __future__ import annotations
@@ -119,25 +124,33 @@ def optimizer_ops(trainable_params: int) -> float:
 
 
 def _linear(
-    tokens: int, d_in: int, d_out: int, *, in_grad: bool, lora_r: int = 0, trainable: bool = False
+    tokens: int, d_in: int, d_out: int, *, in_grad: bool, lora_r: int = 0, trainable: bool = False,
+    lora_trained: bool = True,
 ) -> tuple[float, bool]:
-    """FLOPs (forward + backward) of one linear map; also whether its output requires grad."""
+    """FLOPs (forward + backward) of one linear map; also whether its output requires grad.
+
+    ``lora_trained=False``: the LoRA halves are frozen for this step (a block below
+    ``train_top_blocks``): they run forward and pass input gradients, nothing more.
+    """
     t = float(tokens)
     flops = 2 * t * d_in * d_out
     if lora_r:
         flops += 2 * t * d_in * lora_r + 2 * t * lora_r * d_out
-    out_grad = in_grad or lora_r > 0 or trainable
+    lora_grad = lora_r > 0 and lora_trained
+    out_grad = in_grad or lora_grad or trainable
     if not out_grad:
         return flops, False
     if in_grad:
         flops += 2 * t * d_in * d_out  # dX through the base weight
     if trainable:
         flops += 2 * t * d_in * d_out  # dW
-    if lora_r:
+    if lora_grad:
         flops += 2 * (2 * t * lora_r * d_out)  # dB and d(A x)
         flops += 2 * t * d_in * lora_r  # dA
         if in_grad:
             flops += 2 * t * d_in * lora_r  # dX through A
+    elif lora_r and in_grad:  # frozen LoRA: only the input gradient, d(A x) then dX through A
+        flops += 2 * t * lora_r * d_out + 2 * t * d_in * lora_r
     return flops, True
 
 
@@ -165,8 +178,12 @@ def _block(
     kv_grad: bool,
     lora_r: int,
     targets: Collection[str],
+    trained: bool = True,
 ) -> tuple[float, bool]:
-    """FLOPs of one attention block (projections + attention); whether its output requires grad."""
+    """FLOPs of one attention block (projections + attention); whether its output requires grad.
+
+    ``trained=False``: the block's LoRA is frozen for the step (below ``train_top_blocks``).
+    """
     if kept_row is None:
         heads, groups = block.num_heads, block.num_kv_heads
     else:
@@ -182,15 +199,15 @@ def _block(
         if arch.family != "bert":
             for name, t in (("q", t_q), ("k", t_k), ("v", t_k)):
                 flops += 2.0 * batch * t * arch.hidden * r(name)  # LoRA A; base and B are zero-width
-        fo, go = _linear(batch * t_q, 0, arch.hidden, in_grad=False, lora_r=r("o"))
+        fo, go = _linear(batch * t_q, 0, arch.hidden, in_grad=False, lora_r=r("o"), lora_trained=trained)
         return flops + fo, go
     d = block.head_dim
 
-    fq, gq = _linear(batch * t_q, arch.hidden, heads * d, in_grad=q_grad, lora_r=r("q"))
-    fk, gk = _linear(batch * t_k, arch.hidden, groups * d, in_grad=kv_grad, lora_r=r("k"))
-    fv, gv = _linear(batch * t_k, arch.hidden, groups * d, in_grad=kv_grad, lora_r=r("v"))
+    fq, gq = _linear(batch * t_q, arch.hidden, heads * d, in_grad=q_grad, lora_r=r("q"), lora_trained=trained)
+    fk, gk = _linear(batch * t_k, arch.hidden, groups * d, in_grad=kv_grad, lora_r=r("k"), lora_trained=trained)
+    fv, gv = _linear(batch * t_k, arch.hidden, groups * d, in_grad=kv_grad, lora_r=r("v"), lora_trained=trained)
     fa, gc = _attention(batch, heads, t_q, t_k, d, gq, gk, gv)
-    fo, go = _linear(batch * t_q, heads * d, arch.hidden, in_grad=gc, lora_r=r("o"))
+    fo, go = _linear(batch * t_q, heads * d, arch.hidden, in_grad=gc, lora_r=r("o"), lora_trained=trained)
     return fq + fk + fv + fa + fo, go
 
 
@@ -214,6 +231,7 @@ def step_ops(
     enc_len: int,
     dec_len: int = 0,
     kept: Tensor | None = None,
+    trained: Tensor | None = None,
     lora_r: int,
     lora_targets: Collection[str],
     train_classifier: bool = True,
@@ -225,7 +243,9 @@ def step_ops(
     others). ``kept`` is bool [blocks, heads] for a drop-mode client, None for dense.
     ``lora_targets`` names the LoRA-wrapped projections among ``q, k, v, o``.
     ``train_classifier``: whether a classification head is trained (BERT classifier,
-    Llama ``score``); an LM head is always frozen. See the module docstring.
+    Llama ``score``); an LM head is always frozen. ``trained`` is bool [blocks]: the
+    blocks whose LoRA trains in this step (None: all); autograd runs no backward below
+    the lowest trained block (``train_top_blocks``). See the module docstring.
     """
     targets = set(lora_targets)
     unknown = targets - set(PROJECTIONS)
@@ -244,6 +264,9 @@ def step_ops(
                 f"kept must be [blocks={len(arch.blocks)}, heads={width}], got {tuple(kept.shape)}"
             )
 
+    if trained is not None and tuple(trained.shape) != (len(arch.blocks),):
+        raise ValueError(f"trained must be [blocks={len(arch.blocks)}], got {tuple(trained.shape)}")
+
     def block(b: AttentionBlock, t_q: int, t_k: int, q_grad: bool, kv_grad: bool) -> tuple[float, bool]:
         kept_row = None if kept is None else kept[b.index]
         return _block(
@@ -257,6 +280,7 @@ def step_ops(
             kv_grad=kv_grad,
             lora_r=lora_r,
             targets=targets,
+            trained=True if trained is None else bool(trained[b.index]),
         )
 
     attn = 0.0
@@ -285,8 +309,8 @@ def step_ops(
         rest += _linear(batch, arch.hidden, arch.num_labels, in_grad=g, trainable=train_classifier)[0]
     elif arch.family == "llama":
         out = arch.num_labels if arch.num_labels > 0 else arch.vocab
-        trained = train_classifier and arch.num_labels > 0
-        rest += _linear(n_tok, arch.hidden, out, in_grad=grad, trainable=trained)[0]  # score / lm_head
+        score_trained = train_classifier and arch.num_labels > 0
+        rest += _linear(n_tok, arch.hidden, out, in_grad=grad, trainable=score_trained)[0]  # score / lm_head
     elif arch.family == "t5":
         if arch.num_labels > 0:
             raise ValueError("t5 is counted with its LM head only (num_labels must be 0)")

@@ -24,7 +24,7 @@ from fedcore.context import RunContext
 from fedcore.importance import confidence_and_loss, gradient_importance
 from fedcore.lora_state import PEFT_PREFIX, LoraLayout, State, state_to
 from fedcore.models.families import Batch
-from fedcore.pruning import choose_kept, compute_heads, edge_blocks, ramped, sampled_keys
+from fedcore.pruning import choose_kept, compute_heads, edge_blocks, ramped, sampled_keys, top_blocks
 
 
 class Cancelled(RuntimeError):
@@ -183,16 +183,45 @@ def _to_full_model(ctx: RunContext, dropped: nn.Module, present: Tensor, global_
     return ctx.model
 
 
-def _compute_mask(ctx: RunContext, scores: Tensor, kept: Tensor, round_: int) -> Tensor:
+def _compute_mask(ctx: RunContext, scores: Tensor, kept: Tensor, round_: int, trained: Tensor | None) -> Tensor:
     """The heads of the local forward: every head outside 'drop' mode; in 'drop' mode the
-    (ramped) compute sparsity's heads, the edge blocks and the uploaded ones."""
+    (ramped) compute sparsity's heads, the edge blocks, the blocks that do not train
+    (``train_top_blocks``: they run whole, forward only) and the uploaded heads."""
     spec = ctx.spec
     if spec.prune_mode != "drop" or spec.sparsity <= 0:
         return torch.ones_like(kept)
     target = spec.sparsity if spec.compute_sparsity is None else spec.compute_sparsity
     s = ramped(target, round_, spec.compute_ramp_rounds)
+    whole = edge_blocks(ctx.blocks, spec.compute_edge_blocks)
+    if trained is not None:
+        whole |= ~trained
+        return compute_heads(scores.masked_fill(~trained[:, None], -math.inf), kept, s, edge=whole)
     return compute_heads(scores, kept, s, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block,
-                         edge=edge_blocks(ctx.blocks, spec.compute_edge_blocks))
+                         edge=whole)
+
+
+def _freeze_blocks(ctx: RunContext, model: nn.Module, trained: Tensor | None) -> Callable[[], None]:
+    """``train_top_blocks``: the LoRA of the blocks that do not train stops requiring grad (so autograd
+    runs no backward below the lowest trained block); returns what undoes it."""
+    if trained is None:
+        return lambda: None
+    params = dict(model.named_parameters())
+    frozen = []
+    for b in ctx.blocks:
+        if bool(trained[b.index]):
+            continue
+        for proj in ("q", "k", "v", "o"):
+            for half in ("lora_A", "lora_B"):
+                p = params.get(f"{PEFT_PREFIX}{b.projection(proj)}.{half}.default.weight")  # type: ignore[arg-type]
+                if p is not None and p.requires_grad:
+                    p.requires_grad_(False)
+                    frozen.append(p)
+
+    def undo() -> None:
+        for p in frozen:
+            p.requires_grad_(True)
+
+    return undo
 
 
 def train_client(
@@ -226,8 +255,10 @@ def train_client(
     scores = importance
     if spec.head_choice == "sampled" and spec.sparsity > 0:
         scores = sampled_keys(importance, seed + 2)
-    kept = choose_kept(scores, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block)
-    compute = _compute_mask(ctx, scores, kept, task.round)  # heads of the local forward, a superset of kept
+    trained = top_blocks(ctx.blocks, spec.train_top_blocks)  # None: every block trains
+    kept = choose_kept(scores, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block,
+                       eligible=trained)
+    compute = _compute_mask(ctx, scores, kept, task.round, trained)  # heads of the local forward, a superset of kept
 
     # 3. the local model: the shared one (mask) or a copy with heads removed (drop); with
     #    drop_dense_steps, the last steps of drop mode switch to the shared one (see _to_full_model)
@@ -255,40 +286,47 @@ def train_client(
     # 4. local training
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
-    model.train()
-    order: list[int] = []
-    losses: list[float] = []
-    ops = OpsCount(0.0, 0.0)
-    ops_dense = OpsCount(0.0, 0.0)
-    t_train = time.perf_counter()
-    for step in range(steps):
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"stopped during round {task.round}, client {task.client}")
-        if dropped and step == steps - dense_tail:  # the dense tail: carry on on the full model
-            model = _to_full_model(ctx, model, compute, task.global_state)
-            dropped = False
-            restore = _freeze_restorer(ctx, model, kept)
-            opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
-            model.train()
-        if len(order) < spec.batch_size:
-            order += [idx[i] for i in rng.permutation(len(idx))]
-        chosen, order = order[: spec.batch_size], order[spec.batch_size :]
-        batch = next(batches(ctx, chosen, spec.batch_size))
-        loss = ctx.family.loss(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if restore is not None:
-            restore()
-        losses.append(float(loss.detach()))
-        enc_len = int(batch["input_ids"].shape[1])
-        dec_len = int(batch["labels"].shape[1]) if ctx.arch.family == "t5" else 0
-        n = int(batch["input_ids"].shape[0])
-        kw = dict(batch=n, enc_len=enc_len, dec_len=dec_len, lora_r=spec.lora_r, lora_targets=spec.lora_targets,
-                  train_classifier=ctx.task == "classification")
-        ops = ops + step_ops(ctx.arch, kept=compute if dropped else None, **kw)  # type: ignore[arg-type]
-        ops_dense = ops_dense + step_ops(ctx.arch, kept=None, **kw)  # type: ignore[arg-type]
+    undo = [_freeze_blocks(ctx, model, trained)]  # train_top_blocks: no backward below the trained blocks
+    try:
+        opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+        model.train()
+        order: list[int] = []
+        losses: list[float] = []
+        ops = OpsCount(0.0, 0.0)
+        ops_dense = OpsCount(0.0, 0.0)
+        t_train = time.perf_counter()
+        for step in range(steps):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"stopped during round {task.round}, client {task.client}")
+            if dropped and step == steps - dense_tail:  # the dense tail: carry on on the full model
+                model = _to_full_model(ctx, model, compute, task.global_state)
+                dropped = False
+                restore = _freeze_restorer(ctx, model, kept)
+                undo.append(_freeze_blocks(ctx, model, trained))
+                opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+                model.train()
+            if len(order) < spec.batch_size:
+                order += [idx[i] for i in rng.permutation(len(idx))]
+            chosen, order = order[: spec.batch_size], order[spec.batch_size :]
+            batch = next(batches(ctx, chosen, spec.batch_size))
+            loss = ctx.family.loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if restore is not None:
+                restore()
+            losses.append(float(loss.detach()))
+            enc_len = int(batch["input_ids"].shape[1])
+            dec_len = int(batch["labels"].shape[1]) if ctx.arch.family == "t5" else 0
+            n = int(batch["input_ids"].shape[0])
+            kw = dict(batch=n, enc_len=enc_len, dec_len=dec_len, lora_r=spec.lora_r, lora_targets=spec.lora_targets,
+                      train_classifier=ctx.task == "classification")
+            now = compute if dropped else None
+            ops = ops + step_ops(ctx.arch, kept=now, trained=trained, **kw)  # type: ignore[arg-type]
+            ops_dense = ops_dense + step_ops(ctx.arch, kept=None, **kw)  # type: ignore[arg-type]
+    finally:
+        for u in undo:
+            u()
     train_time = time.perf_counter() - t_train
     model.eval()
 

@@ -21,6 +21,10 @@ gives that larger set, optionally ramped up over the first rounds
 (``compute_ramp_rounds``, after PruneFL, Jiang et al. 2022, arXiv 1909.12326) and
 with the first and last blocks of each stack kept whole (``compute_edge_blocks``,
 after Offsite-tuning, Xiao et al. 2023, arXiv 2302.04870).
+
+``train_top_blocks`` (fedheads' own) restricts the kept heads to the top blocks of
+each stack (``top_blocks``); the client leaves the blocks below frozen, so its local
+training back-propagates only through the top blocks while its forward stays whole.
 """
 
 from __future__ import annotations
@@ -69,10 +73,28 @@ def choose_kept(
     *,
     ranking: str = "global",
     min_per_block: int = 0,
+    eligible: Tensor | None = None,
 ) -> Tensor:
-    """Bool [blocks, heads]: the heads a client keeps at sparsity ``s``."""
+    """Bool [blocks, heads]: the heads a client keeps at sparsity ``s``.
+
+    ``eligible`` (bool [blocks], ``train_top_blocks``): only these blocks' heads may be
+    kept; the budget is still counted over every head (``s`` of all heads are pruned).
+    At ``s = 0`` every head is kept (and uploaded) whatever ``eligible`` says.
+    """
     blocks, heads = importance.shape
     kept = torch.zeros(blocks, heads, dtype=torch.bool)
+    if eligible is not None and sparsity > 0:
+        if ranking == "per_block" or min_per_block:
+            raise ValueError("train_top_blocks ranks heads globally: per-block ranking and min_heads_per_block "
+                             "would keep heads in blocks that do not train")
+        budget = _keep_count(blocks * heads, sparsity)
+        room = int(eligible.sum()) * heads
+        if budget > room:
+            raise ValueError(f"sparsity {sparsity} keeps {budget} heads but the trained blocks hold only {room}")
+        flat = torch.nan_to_num(importance.float(), nan=0.0).clone()
+        flat[~eligible.bool()] = -math.inf
+        kept.view(-1)[_top(flat.flatten(), budget)] = True
+        return kept
     if sparsity <= 0:
         return kept | True
     scores = torch.nan_to_num(importance.float(), nan=0.0)
@@ -113,6 +135,21 @@ def edge_blocks(blocks: Sequence[AttentionBlock], n: int) -> Tensor:
             if b.group == group and b.layer in ends:
                 edge[i] = True
     return edge
+
+
+def top_blocks(blocks: Sequence[AttentionBlock], n: int) -> Tensor | None:
+    """Bool [blocks]: the last ``n`` blocks of each stack (``train_top_blocks``); None when ``n`` is 0 (all train)."""
+    if n <= 0:
+        return None
+    top = torch.zeros(len(blocks), dtype=torch.bool)
+    for group in {b.group for b in blocks}:
+        layers = sorted(b.layer for b in blocks if b.group == group)
+        if n > len(layers):
+            raise ValueError(f"train_top_blocks is {n} but the {group} stack has only {len(layers)} blocks")
+        for i, b in enumerate(blocks):
+            if b.group == group and b.layer in set(layers[-n:]):
+                top[i] = True
+    return top
 
 
 def compute_heads(

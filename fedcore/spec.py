@@ -176,6 +176,13 @@ class ExperimentSpec(BaseModel):
         "heads during local training, so the full model is the expectation of the sub-networks (HeteroFL's "
         "scaler, Diao et al. 2021).",
     )
+    train_top_blocks: int = Field(
+        0, ge=0, le=1000,
+        description="Train only the top N attention blocks of each stack: the kept heads are chosen among "
+        "them (the sparsity still counts every head) and the LoRA of the blocks below stays at the received "
+        "global values, so local training back-propagates only through the top N blocks while the forward "
+        "stays whole (fedheads' own). 0: every block trains.",
+    )
 
     # --- aggregation & selection --------------------------------------------
     aggregation: Literal["fedavg", "masked_fedavg", "head_weighted"] = Field(
@@ -224,6 +231,11 @@ class ExperimentSpec(BaseModel):
             raise ValueError(
                 f"compute_sparsity ({self.compute_sparsity}) must be <= sparsity ({self.sparsity}): heads "
                 "removed from the forward cannot be trained and uploaded"
+            )
+        if self.train_top_blocks and (self.prune_ranking == "per_block" or self.min_heads_per_block):
+            raise ValueError(
+                "train_top_blocks ranks heads globally: it cannot be combined with prune_ranking 'per_block' "
+                "or min_heads_per_block, which keep heads in blocks that do not train"
             )
         if self.dataset == "local" and not self.data_path:
             raise ValueError("dataset 'local' needs data_path")

@@ -469,3 +469,35 @@ def test_ops_count_add_and_scale() -> None:
 def test_optimizer_ops_is_fourteen_per_parameter() -> None:
     # Prepare / Execute / Assert
     assert optimizer_ops(1000) == 14000.0
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "t5"])
+def test_step_ops_with_lower_blocks_frozen_equals_flop_counter(family: str) -> None:
+    """train_top_blocks: the LoRA below the top block of each stack is frozen; autograd skips its backward."""
+    from fedcore.pruning import top_blocks
+
+    # Prepare: freeze the LoRA of every block but the top one of each stack (T5: encoder, decoder, cross)
+    torch.manual_seed(0)
+    model, arch = BUILDERS[family]()
+    trained = top_blocks(arch.blocks, 1)
+    assert trained is not None and 0 < int(trained.sum()) < len(arch.blocks)
+    real = FAMILIES[family].blocks(model.base_model.model)
+    top = {(b.group, b.layer) for b in arch.blocks if bool(trained[b.index])}
+    frozen = 0
+    for b in real:
+        if (b.group, b.layer) in top:
+            continue
+        paths = [b.projection(p) for p in TARGETS]  # type: ignore[arg-type]
+        for name, p in model.named_parameters():
+            if "lora_" in name and any(f".{path}.lora_" in name for path in paths):
+                p.requires_grad_(False)
+                frozen += 1
+    assert frozen > 0
+    measured = _measured(model, _inputs(family))
+    dec = DEC_LEN if family == "t5" else 0
+    # Execute
+    ops = step_ops(arch, batch=BATCH, enc_len=ENC_LEN, dec_len=dec, lora_r=RANK, lora_targets=TARGETS,
+                   trained=trained)
+    # Assert
+    assert ops.whole_step == measured
+    assert ops.whole_step < _dense(arch).whole_step

@@ -310,3 +310,51 @@ def test_drop_scaling_changes_training_and_is_seeded() -> None:
     scaled = train_client(scaled_ctx, task)
     assert scaled.kept == plain.kept and scaled.step_losses != plain.step_losses
     assert train_client(scaled_ctx, task).payload == scaled.payload
+
+
+def _block_units(ctx, state, block: int) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    """Every LoRA tensor (both halves) of one attention block."""
+    b = ctx.blocks[block]
+    paths = [b.projection(p) for p in ("q", "k", "v", "o")]
+    return {k: v for k, v in state.items() if any(f"{path}." in k for path in paths)}
+
+
+@pytest.mark.parametrize("mode", ["mask", "drop"])
+def test_train_top_blocks_keeps_heads_only_on_top_and_leaves_lower_blocks_at_global_values(mode: str) -> None:
+    # Prepare: a global state with non-zero B, so any change to a lower block would show
+    spec = preset("smoke", sparsity=0.75, prune_mode=mode, train_top_blocks=1, local_steps=3)
+    ctx = build_context(spec)
+    g = {k: (torch.randn_like(v) if "lora_B" in k else v.clone()) for k, v in ctx.initial_state.items()}
+    top = max(b.index for b in ctx.blocks)
+    # Execute
+    upd = train_client(ctx, ClientTask(round=1, client=0, global_state=g))
+    # Assert: kept heads only in the top block, as many as the sparsity over all heads allows
+    kept = torch.tensor(upd.kept)
+    total = kept.numel()
+    assert int(kept.sum()) == round(0.25 * total) and bool(kept[top].all())
+    assert not bool(kept[:top].any())
+    # the lower blocks' LoRA (both halves) is uploaded unchanged; the top block's changed
+    state, _, _ = ctx.layout.read_upload(deserialize_payload(upd.payload), g)
+    for k, v in _block_units(ctx, state, 0).items():
+        assert torch.equal(v, g[k]), k
+    assert any(not torch.equal(v, g[k]) for k, v in _block_units(ctx, state, top).items())
+    # fewer OPs than dense (no backward below the top block), and the shared model is left trainable
+    assert upd.ops < upd.ops_dense
+    assert all(p.requires_grad for n, p in ctx.model.named_parameters() if "lora_" in n)
+
+
+def test_train_top_blocks_at_sparsity_zero_uploads_every_head_with_lower_blocks_unchanged() -> None:
+    spec = preset("smoke", sparsity=0.0, train_top_blocks=1, local_steps=2)
+    ctx = build_context(spec)
+    g = {k: (torch.randn_like(v) if "lora_B" in k else v.clone()) for k, v in ctx.initial_state.items()}
+    upd = train_client(ctx, ClientTask(round=1, client=0, global_state=g))
+    assert bool(torch.tensor(upd.kept).all())
+    state, _, _ = ctx.layout.read_upload(deserialize_payload(upd.payload), g)
+    for k, v in _block_units(ctx, state, 0).items():
+        assert torch.equal(v, g[k]), k
+    assert upd.ops < upd.ops_dense
+
+
+def test_train_top_blocks_is_refused_with_per_block_ranking() -> None:
+    with pytest.raises(Exception, match="train_top_blocks"):
+        preset("smoke", sparsity=0.5, train_top_blocks=1, prune_ranking="per_block")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fedcore.pruning import choose_kept, sampled_keys
@@ -88,3 +89,32 @@ def test_min_per_block_fill_never_picks_a_reserved_head_when_keys_are_minus_infi
     for seed in range(5):
         kept = choose_kept(sampled_keys(imp, seed), 0.5, min_per_block=1)
         assert int(kept.sum()) == 4 and kept[1, 0] and kept.sum(1).min() >= 1
+
+
+def test_choose_kept_with_eligible_blocks_ranks_only_their_heads_against_the_whole_budget() -> None:
+    from fedcore.pruning import choose_kept
+
+    imp = torch.tensor([[9.0, 8.0, 7.0], [1.0, 2.0, 3.0], [0.5, 0.2, 0.1]])
+    eligible = torch.tensor([False, True, True])
+    kept = choose_kept(imp, 0.67, eligible=eligible)  # keep round(0.33 * 9) = 3 of all 9 heads
+    assert kept.tolist() == [[False, False, False], [True, True, True], [False, False, False]]
+    assert bool(choose_kept(imp, 0.0, eligible=eligible).all())  # s = 0: every head, as dense
+    with pytest.raises(ValueError, match="trained blocks hold only 3"):
+        choose_kept(imp, 0.5, eligible=torch.tensor([False, False, True]))  # 4 heads kept, 3 eligible
+
+
+def test_top_blocks_takes_the_last_blocks_of_each_stack() -> None:
+    from fedcore.models.base import AttentionBlock
+    from fedcore.pruning import top_blocks
+
+    def blk(i: int, group: str, layer: int) -> AttentionBlock:
+        return AttentionBlock(index=i, name=f"{group}.{layer}", group=group, layer=layer,  # type: ignore[arg-type]
+                              module="m", q="q", k="k", v="v", o="o", num_heads=2, num_kv_heads=2, head_dim=4)
+
+    blocks = [blk(0, "encoder", 0), blk(1, "encoder", 1), blk(2, "encoder", 2), blk(3, "decoder", 0),
+              blk(4, "cross", 0), blk(5, "decoder", 1), blk(6, "cross", 1)]
+    assert top_blocks(blocks, 0) is None
+    top = top_blocks(blocks, 1)
+    assert top is not None and top.tolist() == [False, False, True, False, False, True, True]
+    with pytest.raises(ValueError, match="has only 2 blocks"):
+        top_blocks(blocks, 3)
