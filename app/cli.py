@@ -1,7 +1,6 @@
-"""The ``fedheads`` command: fedcore's commands (run, presets, assets) plus the service's.
+"""The service's commands of ``fedheads`` (the command itself is worker/cli.py, which adds fedcore's
+run, presets and assets, and serve and worker):
 
-- ``fedheads serve``: migrate the database, then the API (and, with no broker, the local executor)
-- ``fedheads worker [--queue Q]``: a Celery worker (needs FEDHEADS_BROKER_URL)
 - ``fedheads db upgrade``: apply the Alembic migrations
 - ``fedheads submit SPEC|--preset NAME --server URL [--wait]``: a REST client with a progress bar
 - ``fedheads openapi [--out FILE] [--check]``: the REST API's OpenAPI schema (docs/openapi.json)
@@ -18,80 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fedcore.cli import build_parser as fedcore_parser
+from fedcore.cli import overrides_from
+from fedcore.spec import SpecError, requested_fields
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_QUEUED = 3
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> Any:
-    for action in parser._actions:  # argparse keeps sub-parsers only here
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError("fedcore's parser has no sub-commands")
-
-
-# --- serve, worker, db ---------------------------------------------------------------------------
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.core.config import get_settings
-    from app.core.migrate import upgrade
-    from worker.serve import create_app  # the entry point wires the executors into the app
-
-    settings = get_settings()
-    updates: dict[str, Any] = {}
-    if args.host:
-        updates["host"] = args.host
-    if args.port:
-        updates["port"] = args.port
-    settings = settings.model_copy(update=updates)
-    upgrade(settings.database_url)
-    mode = f"Celery via {settings.broker_url}" if settings.uses_celery else "embedded local executor"
-    base = f"http://{settings.host}:{settings.port}"
-    print(
-        f"fedheads: database migrated; jobs run on the {mode}\n"
-        f"  dashboard: {base}/   API: {base}/api/v1   OpenAPI: {base}/docs",
-        file=sys.stderr,
-    )
-    if settings.api_token is None:
-        print("fedheads: no FEDHEADS_API_TOKEN set: the API is unauthenticated; bind to 127.0.0.1 only",
-              file=sys.stderr)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
-    return 0
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    from app.core.config import get_settings
-
-    settings = get_settings()
-    if not settings.uses_celery:
-        print("fedheads worker needs a broker: set FEDHEADS_BROKER_URL=redis://host:6379/0", file=sys.stderr)
-        return EXIT_USAGE
-    from worker.celery_app import make_celery
-
-    queues = [q.strip() for item in (args.queue or []) for q in item.split(",") if q.strip()]
-    queues = queues or [settings.experiments_queue, settings.clients_queue]
-    argv = [
-        "worker",
-        "-Q",
-        ",".join(queues),
-        "--pool",
-        args.pool,
-        "--concurrency",
-        str(args.concurrency),
-        "--loglevel",
-        args.loglevel,
-    ]
-    if args.hostname:
-        argv += ["--hostname", args.hostname]
-    make_celery(settings).worker_main(argv)
-    return 0
+# --- db -----------------------------------------------------------------------------------------
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -107,35 +41,16 @@ def cmd_db(args: argparse.Namespace) -> int:
 # --- submit ---------------------------------------------------------------------------------------
 
 
-def _parse_sets(items: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def submission_body(args: argparse.Namespace) -> dict[str, Any]:
     """The POST body: a preset with overrides, or a spec file (which may itself name a preset)."""
-    overrides = _parse_sets(args.set)
-    if args.preset:
-        body: dict[str, Any] = {"preset": args.preset, "overrides": overrides}
-    elif args.spec:
-        path = Path(args.spec)
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        if not isinstance(data, dict):
-            raise SystemExit(f"{path}: a spec file must hold a mapping of field: value")
-        if "preset" in data:
-            name = data.pop("preset")
-            extra = data.pop("overrides", {}) or {}
-            body = {"preset": name, "overrides": {**extra, **data, **overrides}}
-        else:
-            body = {"spec": {**data, **overrides}}
-    else:
+    overrides = overrides_from(args)
+    if not args.preset and not args.spec:
         raise SystemExit("give a spec file or --preset NAME")
+    try:
+        name, fields = requested_fields(preset_name=args.preset, spec_path=args.spec, overrides=overrides)
+    except SpecError as err:  # the server validates the fields; here only the file can be wrong
+        raise SystemExit(str(err)) from None
+    body: dict[str, Any] = {"preset": name, "overrides": fields} if name else {"spec": fields}
     body["name"] = args.name or (args.preset or Path(args.spec).stem)
     return body
 
@@ -304,32 +219,8 @@ def cmd_docs_config(args: argparse.Namespace) -> int:
 # --- parser ---------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = fedcore_parser()
-    p.description = __doc__
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    sub = _subcommands(p)
-
-    s = sub.add_parser("serve", help="run the API (migrates the database first)")
-    s.add_argument("--host", default=None, help="bind address (default FEDHEADS_HOST or 127.0.0.1)")
-    s.add_argument("--port", type=int, default=None, help="port (default FEDHEADS_PORT or 8000)")
-    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    s.set_defaults(func=cmd_serve)
-
-    w = sub.add_parser("worker", help="run a Celery worker (needs FEDHEADS_BROKER_URL)")
-    w.add_argument(
-        "--queue",
-        "-Q",
-        action="append",
-        metavar="QUEUE",
-        help="queue(s) to serve, repeatable or comma-separated (default: experiments,clients)",
-    )
-    w.add_argument("--concurrency", "-c", type=int, default=1, help="worker processes (default 1)")
-    w.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
-    w.add_argument("--hostname", "-n", default=None, help="node name, e.g. w1@%%h")
-    w.add_argument("--loglevel", "-l", default="info")
-    w.set_defaults(func=cmd_worker)
-
+def register(sub: Any) -> None:
+    """Add the service's commands (db, submit, openapi, docs-config) to a parser's sub-commands."""
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)
     up = dsub.add_parser("upgrade", help="apply the Alembic migrations")
@@ -359,13 +250,3 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--env-example", default=str(ENV_EXAMPLE_PATH), help="the .env.example to write")
     dc.add_argument("--check", action="store_true", help="write nothing; exit 1 if either file is stale")
     dc.set_defaults(func=cmd_docs_config)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

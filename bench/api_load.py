@@ -102,7 +102,7 @@ class Stack:
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         with (self.folder / f"{name}.log").open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "app.cli", *argv], cwd=ROOT, env=self.env,
+            proc = subprocess.Popen([sys.executable, "-m", "worker.cli", *argv], cwd=ROOT, env=self.env,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((name, proc))
         return proc

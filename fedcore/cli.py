@@ -9,29 +9,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's ``--set key=value`` items (:func:`fedcore.spec.parse_sets`); a malformed one ends
+    the command with its message."""
+    from fedcore.spec import SpecError, parse_sets
 
-def _parse_value(text: str) -> Any:
-    """`--set key=value` values are YAML scalars/lists (safe_load)."""
-    return yaml.safe_load(text)
+    try:
+        return parse_sets(args.set)
+    except SpecError as err:
+        raise SystemExit(str(err)) from None
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
-    from fedcore.spec import load_spec, preset
+    from fedcore.spec import merged_fields, requested_fields, validate_spec
 
-    overrides: dict[str, Any] = {}
-    for item in args.set or []:
-        if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        overrides[k.strip()] = _parse_value(v)
-    if args.preset:
-        return preset(args.preset, **overrides), args.preset
-    if not args.spec:
+    overrides = overrides_from(args)
+    if not args.preset and not args.spec:
         raise SystemExit("give a spec file or --preset NAME (see `fedheads presets`)")
-    spec = load_spec(args.spec)
-    return (spec.with_overrides(**overrides) if overrides else spec), Path(args.spec).stem
+    name, fields = requested_fields(preset_name=args.preset, spec_path=args.spec, overrides=overrides)
+    return validate_spec(merged_fields(name, fields)), args.preset or Path(args.spec).stem
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -172,10 +169,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.status in ("succeeded", "stopped") else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fedheads", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
+def register(sub: Any) -> None:
+    """Add fedcore's commands (run, presets, assets) to a parser's sub-commands (``add_subparsers()``)."""
     r = sub.add_parser("run", help="run a federated experiment locally")
     r.add_argument("spec", nargs="?", help="spec file (YAML or JSON)")
     r.add_argument("--preset", help="start from a named preset (see `fedheads presets`)")
@@ -198,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--cache-dir", type=Path, default=None)
     a.set_defaults(func=cmd_assets)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """fedcore's commands alone (``python -m fedcore.cli``); the ``fedheads`` command adds the service's."""
+    p = argparse.ArgumentParser(prog="fedheads", description=__doc__)
+    register(p.add_subparsers(dest="command", required=True))
     return p
 
 

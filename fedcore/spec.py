@@ -9,11 +9,14 @@ allowed range.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fedcore.presets import PRESETS
 
 Projection = Literal["q", "k", "v", "o"]
 PROJECTION_NAMES: tuple[Projection, ...] = ("q", "k", "v", "o")
@@ -272,95 +275,58 @@ def validate_spec(data: dict[str, Any]) -> ExperimentSpec:
         raise SpecError(format_validation_error(err)) from err
 
 
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """Load a spec from a YAML or JSON file (YAML with ``safe_load`` only)."""
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML or JSON spec file holds (YAML with ``safe_load`` only), not yet validated."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
     data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
         raise SpecError(f"{p}: a spec file must hold a mapping of field: value")
-    if "preset" in data:
-        base = data.pop("preset")
-        overrides = data.pop("overrides", {}) or {}
-        overrides.update(data)
-        return preset(base, **overrides)
-    return validate_spec(data)
+    return data
 
 
-# --- presets -----------------------------------------------------------------
+def split_preset(data: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """A spec mapping that may start from a preset (``preset: NAME``, with its fields under ``overrides:``
+    and/or beside it) as (preset or None, the fields given); fields beside ``preset`` win."""
+    fields = dict(data)
+    if "preset" not in fields:
+        return None, fields
+    name = fields.pop("preset")
+    return name, {**(fields.pop("overrides", {}) or {}), **fields}
 
-# the benchmark settings shared by the paper-* presets (bench/paper_table.py starts from them)
-_PAPER: dict[str, Any] = {
-    "model": "minilm-l6",
-    "dataset": "snli",
-    "partition": "dirichlet",
-    "dirichlet_alpha": 5.0,  # alpha 1.0: dense FedAvg never learned (bench/results/paper_dense_tuning.md)
-    "num_clients": 20,
-    "clients_per_round": 4,
-    "rounds": 15,  # 10: dense averaged 63.5% over two seeds, 15: 69.4% (bench/results/paper_dense_tuning.md)
-    "local_steps": 15,
-    "batch_size": 16,
-    "learning_rate": 3e-3,
-    "max_seq_len": 64,
-    "eval_size": 500,
-    # 'cls' (the untrained [CLS] pooler) sat at chance for 4-8 rounds: bench/results/paper_dense_tuning.md
-    "pooling": "mean",
-}
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {
-        "_about": "tiny random BERT on synthetic data; finishes in seconds (tests, CI, first look)",
-        "model": "tiny-bert",
-        "dataset": "synthetic",
-        "num_clients": 6,
-        "clients_per_round": 3,
-        "rounds": 4,
-        "local_steps": 20,
-        "batch_size": 16,
-        "learning_rate": 5e-3,
-        "max_seq_len": 32,
-        "eval_size": 200,
-        "importance_samples": 32,
-        "sparsity": 0.5,
-        "aggregation": "head_weighted",
-        "selection": "loss_gap",
-        "num_threads": 1,
-    },
-    "demo": {
-        "_about": "MiniLM-L6 + SNLI, IID clients, 50% heads pruned (mask); about 4 minutes on 2 CPU cores",
-        "model": "minilm-l6",
-        "dataset": "snli",
-        "num_clients": 10,
-        "clients_per_round": 2,
-        "rounds": 5,
-        "local_steps": 30,
-        "batch_size": 16,
-        "learning_rate": 3e-3,
-        "max_seq_len": 64,
-        "eval_size": 500,
-        "importance_samples": 32,
-        "pooling": "mean",
-        "sparsity": 0.5,
-        "prune_mode": "mask",
-        "aggregation": "head_weighted",
-        "selection": "loss_gap",
-    },
-    "paper-dense": {
-        "_about": "benchmark baseline: dense LoRA FedAvg, MiniLM-L6 + SNLI, Dirichlet label skew",
-        **_PAPER,
-        "sparsity": 0.0,
-        "aggregation": "fedavg",
-        "selection": "random",
-    },
-    "paper-pruned": {
-        "_about": "benchmark: 90% heads pruned, head-weighted aggregation, loss-gap selection",
-        **_PAPER,
-        "sparsity": 0.9,
-        "prune_mode": "mask",
-        "aggregation": "head_weighted",
-        "selection": "loss_gap",
-    },
-}
+def parse_sets(items: Iterable[str] | None) -> dict[str, Any]:
+    """``--set key=value`` items as overrides; each value is YAML (``safe_load``): ``rounds=3``,
+    ``lora_targets=[q,v]``, ``data_path=null``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SpecError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def requested_fields(
+    *, preset_name: str | None, spec_path: str | Path | None, overrides: dict[str, Any]
+) -> tuple[str | None, dict[str, Any]]:
+    """What a command line asks for, as (preset or None, fields over it): ``--preset NAME`` or a spec
+    file (which may itself name a preset), then the ``--set`` overrides (:func:`parse_sets`) on top.
+    Not yet validated: :func:`merged_fields` and :func:`validate_spec` do that, or the server."""
+    if preset_name:
+        return preset_name, dict(overrides)
+    if spec_path is None:
+        raise SpecError("give a spec file or --preset NAME")
+    name, fields = split_preset(read_spec_file(spec_path))
+    return name, {**fields, **overrides}
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Load a spec from a YAML or JSON file (YAML with ``safe_load`` only); it may start from a preset."""
+    return validate_spec(merged_fields(*split_preset(read_spec_file(path))))
+
+
+# --- presets (the data: fedcore/presets.py) ------------------------------------
 
 
 def preset_names() -> list[str]:
@@ -371,10 +337,24 @@ def preset_about(name: str) -> str:
     return str(PRESETS[name].get("_about", ""))
 
 
+class UnknownPreset(SpecError):
+    """A preset name that is not in :data:`PRESETS`; ``reason`` says so without the field name."""
+
+    def __init__(self, name: str) -> None:
+        self.reason = f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
+        super().__init__(f"preset: {self.reason}")
+
+
+def merged_fields(preset_name: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """The one place a preset and the fields given over it meet: the preset's fields (without its
+    ``_about``) updated with ``fields``; ``fields`` alone without a preset. Not yet validated."""
+    if preset_name is None:
+        return dict(fields)
+    if preset_name not in PRESETS:
+        raise UnknownPreset(preset_name)
+    return {**{k: v for k, v in PRESETS[preset_name].items() if not k.startswith("_")}, **fields}
+
+
 def preset(name: str, **overrides: Any) -> ExperimentSpec:
     """A named preset, optionally with some fields overridden."""
-    if name not in PRESETS:
-        raise SpecError(f"preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    data = {k: v for k, v in PRESETS[name].items() if not k.startswith("_")}
-    data.update(overrides)
-    return validate_spec(data)
+    return validate_spec(merged_fields(name, overrides))

@@ -20,7 +20,7 @@ from app.models import Client, Event, Experiment, Round, utcnow
 from app.schemas import ExperimentCreate
 from app.services import jobs, listing, spec_errors, submit_checks
 from app.services.errors import Conflict, InvalidInput, NotFound
-from fedcore.spec import PRESETS, ExperimentSpec
+from fedcore.spec import ExperimentSpec, UnknownPreset, merged_fields
 
 
 def resolve_spec(body: ExperimentCreate) -> ExperimentSpec:
@@ -28,19 +28,12 @@ def resolve_spec(body: ExperimentCreate) -> ExperimentSpec:
     if body.spec is not None:
         return body.spec
     assert body.preset is not None
-    if body.preset not in PRESETS:
+    try:
+        data = merged_fields(body.preset, body.overrides)  # fedcore's one preset + overrides merge
+    except UnknownPreset as err:
         raise InvalidInput(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ["body", "preset"],
-                    "input": body.preset,
-                    "msg": f"unknown preset {body.preset!r}; choose one of {', '.join(PRESETS)}",
-                }
-            ]
-        )
-    data = {k: v for k, v in PRESETS[body.preset].items() if not k.startswith("_")}
-    data.update(body.overrides)
+            [{"type": "value_error", "loc": ["body", "preset"], "input": body.preset, "msg": err.reason}]
+        ) from err
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as err:

@@ -171,7 +171,7 @@ class Stack:
         argv = [
             sys.executable,
             "-m",
-            "app.cli",
+            "worker.cli",
             "worker",
             "--hostname",
             f"{name}@%h",
@@ -208,7 +208,7 @@ class Stack:
 
     def start_api(self) -> None:
         port = free_port()
-        argv = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"]
+        argv = [sys.executable, "-m", "worker.cli", "serve", "--port", str(port), "--log-level", "warning"]
         self.procs["api"] = start_process("api", argv, self.env, self.folder)
         self.api_url = f"http://127.0.0.1:{port}"
 
@@ -433,7 +433,7 @@ def start_api_process(stack: Stack, name: str, port: int, timeout: float = 120) 
     ``stack.procs`` under ``name``, so the session's shutdown stops it if the test does not; it is
     never the session's API (``stack.api_url``), which other tests share.
     """
-    argv = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    argv = [sys.executable, "-m", "worker.cli", "serve", "--port", str(port), "--log-level", "warning"]
     proc = start_process(name, argv, stack.env, stack.folder)
     stack.procs[name] = proc
     url = f"http://127.0.0.1:{port}"

@@ -183,7 +183,7 @@ def test_token_and_db_password_never_appear_in_health_openapi_errors_or_the_serv
                 "FEDHEADS_ARTIFACT_ROOT": str(tmp_path / "artifacts"), "FEDHEADS_DATA_ROOT": str(tmp_path / "d")})
     log = tmp_path / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level",
+        proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve", "--port", str(port), "--log-level",
                                  "debug"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from app.cli import build_parser, main
 from tests.app.stack import TEST_JOB, Stack
+from worker.cli import build_parser, main
 
 
 def _sets(overrides: dict) -> list[str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
 from app.core.config import Settings
 from app.core.reference import (
     CONFIG_BEGIN,
@@ -26,6 +25,7 @@ from app.core.reference import (
     openapi_json,
     openapi_schema,
 )
+from worker.cli import main
 
 
 def test_openapi_json_is_current_when_compared_to_the_app() -> None:

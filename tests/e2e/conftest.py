@@ -72,7 +72,7 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`python -m app.cli serve` on a free port with a temp SQLite database and artifact root."""
+    """`python -m worker.cli serve` on a free port with a temp SQLite database and artifact root."""
     with serve_process(tmp_path_factory.mktemp("e2e-server")) as srv:
         yield srv
 
@@ -179,7 +179,7 @@ def quiet_server(tmp_path: Path) -> Iterator[InProcessServer]:
 
 @contextlib.contextmanager
 def serve_process(folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`python -m app.cli serve` on a free port (SQLite, local executor) under ``folder``, plus ``extra_env``.
+    """`python -m worker.cli serve` on a free port (SQLite, local executor) under ``folder``, plus ``extra_env``.
 
     The `server` fixture's server; tests that need one configured differently (e.g. with
     FEDHEADS_API_TOKEN set) start their own.
@@ -196,7 +196,7 @@ def serve_process(folder: Path, extra_env: dict[str, str] | None = None) -> Iter
     log = folder / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "worker.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -6,7 +6,18 @@ import json
 
 import pytest
 
-from fedcore.spec import ExperimentSpec, SpecError, load_spec, preset, preset_names, validate_spec
+from fedcore.spec import (
+    ExperimentSpec,
+    SpecError,
+    UnknownPreset,
+    load_spec,
+    merged_fields,
+    parse_sets,
+    preset,
+    preset_names,
+    requested_fields,
+    validate_spec,
+)
 
 
 def test_out_of_bounds_sparsity_names_field_and_range() -> None:
@@ -64,6 +75,45 @@ def test_spec_loads_from_yaml_with_preset_and_json(tmp_path) -> None:
     j = tmp_path / "s.json"
     j.write_text(json.dumps({"model": "tiny-t5", "dataset": "synthetic", "rounds": 2}))
     assert load_spec(j).model == "tiny-t5"
+
+
+def test_sets_parse_values_as_yaml_and_refuse_an_item_without_equals() -> None:
+    assert parse_sets(["rounds=3", " sparsity =0.5", "lora_targets=[q, v]", "data_path=null", "name=a=b"]) == {
+        "rounds": 3, "sparsity": 0.5, "lora_targets": ["q", "v"], "data_path": None, "name": "a=b"
+    }
+    assert parse_sets(None) == {}
+    with pytest.raises(SpecError, match="--set expects key=value, got 'rounds'"):
+        parse_sets(["rounds"])
+
+
+def test_requested_fields_put_sets_over_a_file_that_names_a_preset(tmp_path) -> None:
+    y = tmp_path / "s.yaml"
+    y.write_text("preset: smoke\noverrides: {rounds: 7, seed: 1}\nrounds: 5\nsparsity: 0.25\n")
+    name, fields = requested_fields(preset_name=None, spec_path=y, overrides={"sparsity": 0.75})
+    assert (name, fields) == ("smoke", {"rounds": 5, "seed": 1, "sparsity": 0.75})
+    merged = merged_fields(name, fields)
+    assert merged["model"] == "tiny-bert" and merged["rounds"] == 5 and "_about" not in merged
+    assert requested_fields(preset_name="demo", spec_path=y, overrides={"rounds": 2}) == ("demo", {"rounds": 2})
+    plain = tmp_path / "p.json"
+    plain.write_text(json.dumps({"model": "tiny-t5", "rounds": 2}))
+    assert requested_fields(preset_name=None, spec_path=plain, overrides={"rounds": 3}) == (
+        None, {"model": "tiny-t5", "rounds": 3}
+    )
+
+
+def test_merged_fields_name_an_unknown_preset_and_its_choices() -> None:
+    with pytest.raises(UnknownPreset) as err:
+        merged_fields("nope", {"rounds": 2})
+    assert err.value.reason.startswith("unknown preset 'nope'; choose one of smoke, demo")
+    assert str(err.value) == f"preset: {err.value.reason}"
+    assert merged_fields(None, {"rounds": 2}) == {"rounds": 2}
+
+
+def test_a_spec_file_must_hold_a_mapping(tmp_path) -> None:
+    y = tmp_path / "list.yaml"
+    y.write_text("- rounds\n")
+    with pytest.raises(SpecError, match="a spec file must hold a mapping"):
+        load_spec(y)
 
 
 def test_yaml_is_loaded_safely(tmp_path) -> None:
