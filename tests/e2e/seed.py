@@ -15,16 +15,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.models import Client, Event, Experiment, Round
-from fedcore.spec import PRESETS, ExperimentSpec
+from fedcore.spec import ExperimentSpec, merged_fields
 
 BERT_BLOCKS = [f"enc.{i}" for i in range(4)]
 T5_BLOCKS = [f"enc.{i}" for i in range(2)] + [f"dec.{i}" for i in range(2)] + [f"cross.{i}" for i in range(2)]
 
 
 def smoke_spec(**overrides: Any) -> dict[str, Any]:
-    data = {k: v for k, v in PRESETS["smoke"].items() if not k.startswith("_")}
-    data.update(overrides)
-    return ExperimentSpec.model_validate(data).model_dump(mode="json")
+    return ExperimentSpec.model_validate(merged_fields("smoke", overrides)).model_dump(mode="json")
 
 
 def fake_record(rnd: int, *, num_clients: int, per_round: int, blocks: list[str], heads: int, sparsity: float,
