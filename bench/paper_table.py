@@ -48,6 +48,7 @@ TAIL = 4  # dense steps at the end of each drop-mode round: 11 x ~0.6 + 4 x 1 of
 TAIL_ROW = f"drop s=0.9, last {TAIL} steps dense"
 HR_DENSE = "dense FedAvg, heads-random init"
 SAMPLED_C5 = "drop s=0.9, compute s=0.5, sampled heads, heads-random init"
+TOP2 = "mask s=0.9, top 2 blocks"
 EXTRA: list[tuple[str, dict[str, Any]]] = [
     (TAIL_ROW, {"sparsity": 0.9, "prune_mode": "drop", "drop_dense_steps": TAIL, **PRUNED}),
     ("mask s=0.9, per-block ranking", {"sparsity": 0.9, "prune_mode": "mask", "prune_ranking": "per_block", **PRUNED}),
@@ -80,6 +81,13 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
                                              "prune_ranking": "per_block", **PRUNED}),
     (f"{SAMPLED_C5}, scaled", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
                                "head_choice": "sampled", "lora_init": "heads_random", "drop_scaling": True, **PRUNED}),
+    # compute saved without touching the forward: the kept heads only in the top blocks, no backward below them
+    (TOP2, {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 2, **PRUNED}),
+    (f"{TOP2}, sampled heads", {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 2,
+                                "head_choice": "sampled", **PRUNED}),
+    ("mask s=0.9, top 3 blocks", {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 3, **PRUNED}),
+    ("dense FedAvg, top 2 blocks", {"sparsity": 0.0, "aggregation": "fedavg", "selection": "random",
+                                    "train_top_blocks": 2}),
 ]
 # a pruned variant whose change also applies to dense is judged against the stronger of dense and this row
 DENSE_COUNTERPART = {name: HR_DENSE for name, o in EXTRA if o.get("lora_init") == "heads_random" and o["sparsity"] > 0}
@@ -132,7 +140,7 @@ def side_by_side(base: dict[str, Any], reps: int, extra: bool = False) -> dict[s
     timed = [("dense FedAvg", {"sparsity": 0.0}), ("mask s=0.9", {"sparsity": 0.9, "prune_mode": "mask"}),
              *[(f"drop s={s}", {"sparsity": s, "prune_mode": "drop"}) for s in (0.5, 0.7, 0.9)]]
     if extra:
-        timed += [(n, o) for n, o in EXTRA if o.get("prune_mode") == "drop"]
+        timed += [(n, o) for n, o in EXTRA if o.get("prune_mode") == "drop" or o.get("train_top_blocks")]
     ctxs = {name: build_context(preset("paper-dense", **{**base, **ov, "seed": 0})) for name, ov in timed}
     times: dict[str, list[float]] = {name: [] for name, _ in timed}
     for rep in range(reps + 1):
@@ -218,7 +226,7 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
     verdicts = []
     pruned_rows = [n for n, o in EXTRA if o.get("sparsity", 0) > 0]
     for row in ("mask s=0.9", "drop s=0.9", *pruned_rows):  # the method and its variants, not the ablations
-        drop = row.startswith("drop")
+        drop = row.startswith("drop") or bool(dict(EXTRA).get(row, {}).get("train_top_blocks"))  # saves compute
         rs = by.get(row)
         if not rs or d_acc is None:
             continue

@@ -12,8 +12,8 @@ three labels put chance at 33%).
 A spec *matches* a row when the two agree on every field that decides what is learned
 (:func:`learning_key`):
 
-- always: model, dataset, partition, pooling, lora_init, aggregation, selection, importance, and
-  the sparsity within ``SPARSITY_TOLERANCE``;
+- always: model, dataset, partition, pooling, lora_init, aggregation, selection, importance,
+  train_top_blocks (absent from older rows: 0), and the sparsity within ``SPARSITY_TOLERANCE``;
 - when heads are pruned (sparsity > 0): prune_mode, head_choice, prune_ranking, min_heads_per_block;
 - in drop mode: the compute sparsity (``compute_sparsity``, unset meaning the sparsity; within the
   same tolerance), drop_dense_steps, compute_ramp_rounds, compute_edge_blocks, drop_scaling.
@@ -53,7 +53,9 @@ GAP_POINTS = 10.0
 CHANCE_FLOOR = {"snli": 0.40}
 SPARSITY_TOLERANCE = 0.05
 
-ALWAYS = ("model", "dataset", "partition", "pooling", "lora_init", "aggregation", "selection", "importance")
+ALWAYS = ("model", "dataset", "partition", "pooling", "lora_init", "aggregation", "selection", "importance",
+          "train_top_blocks")
+ABSENT_MEANS = {"train_top_blocks": 0}  # rows saved before a field existed ran with its default
 WHEN_PRUNED = ("prune_mode", "head_choice", "prune_ranking", "min_heads_per_block")
 IN_DROP_MODE = ("drop_dense_steps", "compute_ramp_rounds", "compute_edge_blocks", "drop_scaling")
 
@@ -104,7 +106,7 @@ def learning_key(spec: dict[str, Any]) -> tuple[dict[str, Any], float, float | N
         names += IN_DROP_MODE
     compute = spec.get("compute_sparsity")
     compute_sparsity = (sparsity if compute is None else float(compute)) if drop else None
-    return {n: spec.get(n) for n in names}, sparsity, compute_sparsity
+    return {n: spec.get(n, ABSENT_MEANS.get(n)) for n in names}, sparsity, compute_sparsity
 
 
 def matches(spec: dict[str, Any], row_spec: dict[str, Any]) -> bool:
