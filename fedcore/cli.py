@@ -48,10 +48,63 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_assets(args: argparse.Namespace) -> int:
-    from fedcore.assets import assets_cli
+def _asset_table(statuses: list[Any], requested: set[str]) -> Any:
+    from rich.table import Table
 
-    return assets_cli(args.names, cache_dir=args.cache_dir, include_optional=args.all, check_only=args.check)
+    from fedcore.assets import ASSETS
+
+    table = Table(title="fedheads offline assets")
+    for column in ("asset", "kind", "size", "status", "pip requirement"):
+        table.add_column(column)
+    for status in statuses:
+        info = ASSETS[status.name]
+        if status.present:
+            state = "[green]present[/green]"
+        elif status.name in requested:
+            state = f"[red]{status.detail}[/red]"
+        else:
+            state = f"[dim]{status.detail}[/dim]"
+        kind = f"{info.kind}{' (optional)' if info.optional else ''}"
+        table.add_row(status.name, kind, info.size_hint, state, info.requirement)
+    return table
+
+
+def assets_command(names: list[str], *, cache_dir: Path | None, include_optional: bool, check_only: bool) -> int:
+    """``fedheads assets``: install the missing requested assets (unless ``check_only``), printing
+    fedcore.assets' progress, then the status table; 0 when every requested asset is present, 2 for an
+    unknown name."""
+    from rich.console import Console
+
+    from fedcore.assets import AssetError, asset_status, install_asset, resolve_cache_dir, select_assets
+
+    console = Console()
+    try:
+        wanted = select_assets(names, include_optional)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    requested = {info.name for info in wanted}
+    cache = resolve_cache_dir(cache_dir)
+    console.print(f"asset cache: {cache}")
+    failed = False
+    if not check_only:
+        for info in wanted:
+            try:
+                install_asset(info, cache_dir=cache, progress=lambda msg: console.print(f"  {msg}"))
+            except AssetError as exc:
+                failed = True
+                console.print(f"[red]error:[/red] {exc}")
+    statuses = asset_status(cache)
+    console.print(_asset_table(statuses, requested))
+    missing = sorted(s.name for s in statuses if s.name in requested and not s.present)
+    if missing and check_only:
+        extra = f" --cache-dir {cache_dir}" if cache_dir is not None else ""
+        console.print(f"missing: {', '.join(missing)}; run `fedheads assets {' '.join(missing)}{extra}`")
+    return 1 if (missing or failed) else 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    return assets_command(args.names, cache_dir=args.cache_dir, include_optional=args.all, check_only=args.check)
 
 
 def _fmt_mb(n: float) -> str:

