@@ -159,11 +159,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"({len(ctx.blocks)} attention blocks x {ctx.blocks[0].num_heads} heads, "
                   f"{len(ctx.data.train)} train / {min(len(ctx.data.test), spec.eval_size)} test examples)")
 
-    runner = None
+    pool = None
     if args.workers and args.workers > 1:
-        from fedcore.runners import ProcessPoolRunner
+        from fedcore.client_pool import ProcessClientPool
 
-        runner = ProcessPoolRunner(spec, args.workers, paths)
+        pool = ProcessClientPool(spec, args.workers, paths)
 
     sent = {"bytes": 0}
     last: dict[str, Any] = {"acc": None}
@@ -184,12 +184,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.update(clients_bar, completed=0)
 
         try:
-            result = run_simulation(spec, paths=paths, context=ctx, client_runner=runner,
+            result = run_simulation(spec, paths=paths, context=ctx, client_pool=pool,
                                     on_round_end=on_round, on_client_done=on_client,
                                     checkpoint_dir=out / "checkpoint", stop_after_round=args.stop_after)
         finally:
-            if runner is not None:
-                runner.close()
+            if pool is not None:
+                pool.close()
 
     rounds = [r.to_dict() for r in result.rounds]
     summary = summarize(rounds)

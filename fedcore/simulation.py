@@ -4,8 +4,8 @@ One round: select -> broadcast the global LoRA state -> each client scores its
 heads, keeps its top (1 - s), trains locally and uploads -> the server
 aggregates, evaluates on the held-out split and records everything -> next.
 
-The loop takes injected callables (Flower style): a client runner (sequential
-here, a process pool in :mod:`fedcore.runners`, Celery in ``worker/``),
+The loop takes injected callables (Flower style): a client pool (sequential
+here, a process pool in :mod:`fedcore.client_pool`, Celery in ``worker/``),
 ``on_round_end(RoundResult)`` and ``should_stop()``. After every round it writes
 a checkpoint (global state as safetensors, selection state, the records), and
 ``run_simulation(..., checkpoint_dir=d)`` resumes from the last one found there.
@@ -37,7 +37,7 @@ from fedcore.server import aggregate_updates
 from fedcore.spec import ExperimentSpec
 from fedcore.summary import summarize
 
-ClientRunner = Callable[[Sequence[ClientTask]], list[ClientUpdate]]
+ClientPool = Callable[[Sequence[ClientTask]], list[ClientUpdate]]
 
 
 @dataclass
@@ -92,11 +92,11 @@ class RunResult:
         return summarize([r.to_dict() for r in self.rounds])
 
 
-# --- runners ---------------------------------------------------------------------
+# --- client pools ----------------------------------------------------------------
 
 
-def sequential_runner(ctx: RunContext, should_stop: Callable[[], bool] | None = None,
-                      on_client_done: Callable[[ClientUpdate, int, int], None] | None = None) -> ClientRunner:
+def sequential_pool(ctx: RunContext, should_stop: Callable[[], bool] | None = None,
+                    on_client_done: Callable[[ClientUpdate, int, int], None] | None = None) -> ClientPool:
     """Train the round's clients one after another in this process."""
 
     def run(tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
@@ -151,7 +151,7 @@ def run_simulation(
     spec: ExperimentSpec,
     *,
     paths: Paths | None = None,
-    client_runner: ClientRunner | None = None,
+    client_pool: ClientPool | None = None,
     on_round_end: Callable[[RoundResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_client_done: Callable[[ClientUpdate, int, int], None] | None = None,
@@ -161,7 +161,7 @@ def run_simulation(
 ) -> RunResult:
     """Run (or resume) the federated simulation described by ``spec``."""
     ctx = context or get_context(spec, paths)
-    runner = client_runner or sequential_runner(ctx, should_stop, on_client_done)
+    pool = client_pool or sequential_pool(ctx, should_stop, on_client_done)
     selector = make_selector(spec.selection, num_clients=spec.num_clients, per_round=spec.clients_per_round,
                              num_examples=ctx.num_examples, seed=spec.seed, candidates=spec.poc_candidates,
                              epsilon=spec.selection_epsilon)
@@ -188,7 +188,7 @@ def run_simulation(
         record = selector.select(rnd, loss_fn=loss_fn, global_importance=global_imp)
         tasks = [ClientTask(round=rnd, client=c, global_state=state) for c in record.selected]
         try:
-            updates = runner(tasks)
+            updates = pool(tasks)
         except Cancelled:
             status = "cancelled"
             break

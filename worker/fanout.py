@@ -62,8 +62,8 @@ def update_from_json(data: dict[str, Any]) -> ClientUpdate:
     return ClientUpdate(**{**data, "payload": base64.b64decode(data["payload"])})
 
 
-class CeleryClientRunner:
-    """A fedcore client runner that trains a round's clients on other workers when there are any."""
+class CeleryClientPool:
+    """A fedcore client pool that trains a round's clients on other workers when there are any."""
 
     def __init__(
         self,

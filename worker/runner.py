@@ -37,11 +37,11 @@ from app.services.running import CancelFlag, RunningJob
 
 if TYPE_CHECKING:
     from fedcore.context import RunContext
-    from fedcore.simulation import ClientRunner
+    from fedcore.simulation import ClientPool
 
 log = logging.getLogger(__name__)
 
-ClientRunnerFactory = Callable[["RunContext", Callable[[], bool]], "ClientRunner | None"]
+ClientPoolFactory = Callable[["RunContext", Callable[[], bool]], "ClientPool | None"]
 
 
 def run_job(
@@ -49,7 +49,7 @@ def run_job(
     *,
     settings: Settings,
     task_id: str | None = None,
-    client_runner_factory: ClientRunnerFactory | None = None,
+    client_pool_factory: ClientPoolFactory | None = None,
     publisher: EventPublisher | None = None,
 ) -> str:
     """Run (or resume) one experiment to a final status; returns what happened."""
@@ -59,7 +59,7 @@ def run_job(
             log.info("experiment %s already has a live runner; nothing to do", experiment_id)
             return "busy"
         try:
-            return _claim_and_run(job, task_id, client_runner_factory)
+            return _claim_and_run(job, task_id, client_pool_factory)
         except NotOwner as err:
             log.warning("experiment %s: %s; this runner stops and leaves the job alone", experiment_id, err)
             return "superseded"
@@ -73,7 +73,7 @@ def run_job(
 
 
 def _claim_and_run(
-    job: RunningJob, task_id: str | None, client_runner_factory: ClientRunnerFactory | None
+    job: RunningJob, task_id: str | None, client_pool_factory: ClientPoolFactory | None
 ) -> str:
     claim = job.claim(task_id)
     if claim is None:
@@ -83,7 +83,7 @@ def _claim_and_run(
         job.finish("cancelled")
         return "cancelled"
     try:
-        return _run(job, claim, client_runner_factory)
+        return _run(job, claim, client_pool_factory)
     except NotOwner:
         raise
     except Exception as err:
@@ -92,7 +92,7 @@ def _claim_and_run(
         return "failed"
 
 
-def _run(job: RunningJob, claim: Claim, client_runner_factory: ClientRunnerFactory | None) -> str:
+def _run(job: RunningJob, claim: Claim, client_pool_factory: ClientPoolFactory | None) -> str:
     from fedcore.context import get_context
     from fedcore.simulation import RoundResult, run_simulation, save_adapter
     from fedcore.spec import ExperimentSpec
@@ -104,7 +104,7 @@ def _run(job: RunningJob, claim: Claim, client_runner_factory: ClientRunnerFacto
     if added:
         log.info("experiment %s: stored %d round(s) found only in the checkpoint", job.id, added)
     should_stop = CancelFlag(job.sessions, job.id, job.settings.cancel_poll_interval)
-    runner = client_runner_factory(ctx, should_stop) if client_runner_factory is not None else None
+    pool = client_pool_factory(ctx, should_stop) if client_pool_factory is not None else None
 
     def on_round_end(result: RoundResult) -> None:
         job.persist_round(result.to_dict())
@@ -112,7 +112,7 @@ def _run(job: RunningJob, claim: Claim, client_runner_factory: ClientRunnerFacto
     result = run_simulation(
         spec,
         context=ctx,
-        client_runner=runner,
+        client_pool=pool,
         on_round_end=on_round_end,
         should_stop=should_stop,
         checkpoint_dir=job.checkpoint_dir,

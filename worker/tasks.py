@@ -36,13 +36,13 @@ def _warm_up(**_: Any) -> None:
 def run_experiment(self: Any, experiment_id: str) -> str:
     """Run (or resume) one experiment; a re-delivered message continues after the last stored round."""
     from worker.events import Publisher
-    from worker.fanout import CeleryClientRunner
+    from worker.fanout import CeleryClientPool
     from worker.runner import run_job
 
     settings = settings_of(self.app)
 
-    def client_runner(ctx: Any, should_stop: Any) -> CeleryClientRunner:
-        return CeleryClientRunner(
+    def client_pool(ctx: Any, should_stop: Any) -> CeleryClientPool:
+        return CeleryClientPool(
             ctx, should_stop, app=self.app, settings=settings, own_node=self.request.hostname
         )
 
@@ -50,7 +50,7 @@ def run_experiment(self: Any, experiment_id: str) -> str:
         uuid.UUID(experiment_id),
         settings=settings,
         task_id=self.request.id,
-        client_runner_factory=client_runner,
+        client_pool_factory=client_pool,
         publisher=Publisher(settings.broker_url),
     )
 

@@ -1,4 +1,4 @@
-"""The round loop: records, determinism across runners, checkpoints and resume, cancel."""
+"""The round loop: records, determinism across client pools, checkpoints and resume, cancel."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
+from fedcore.client_pool import ProcessClientPool
 from fedcore.context import build_context
-from fedcore.runners import ProcessPoolRunner
 from fedcore.simulation import RoundResult, run_simulation, save_adapter
 from fedcore.spec import preset
 
@@ -54,8 +54,8 @@ def test_round_records_hold_every_figure(sequential_run, smoke_spec) -> None:
 
 
 def test_same_seed_gives_identical_rounds_sequential_and_parallel(sequential_run, smoke_spec) -> None:
-    with ProcessPoolRunner(smoke_spec, workers=2) as runner:
-        parallel = run_simulation(smoke_spec, context=build_context(smoke_spec), client_runner=runner)
+    with ProcessClientPool(smoke_spec, workers=2) as pool:
+        parallel = run_simulation(smoke_spec, context=build_context(smoke_spec), client_pool=pool)
     assert _figures(parallel.rounds) == _figures(sequential_run.rounds)
     assert all(torch.equal(parallel.final_state[k], sequential_run.final_state[k]) for k in parallel.final_state)
 
@@ -65,8 +65,8 @@ def test_drop_options_give_identical_rounds_sequential_and_parallel() -> None:
                   compute_sparsity=0.5, compute_ramp_rounds=1, drop_scaling=True,
                   head_choice="sampled")
     sequential = run_simulation(spec, context=build_context(spec))
-    with ProcessPoolRunner(spec, workers=2) as runner:
-        parallel = run_simulation(spec, client_runner=runner, context=build_context(spec))
+    with ProcessClientPool(spec, workers=2) as pool:
+        parallel = run_simulation(spec, client_pool=pool, context=build_context(spec))
     assert _figures(parallel.rounds) == _figures(sequential.rounds)
     assert sequential.rounds[1].ops < sequential.rounds[0].ops  # round 1 ran dense (the ramp), round 2 pruned
 

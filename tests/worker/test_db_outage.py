@@ -240,7 +240,7 @@ def _cut_lock_connection(admin: Engine, exp_id: uuid.UUID) -> int:
 
 
 def _in_round(n: int, action: Callable[[], None]) -> Callable[[Any, Any], Any]:
-    """A client runner that calls ``action`` once, before round ``n``'s clients train."""
+    """A client pool that calls ``action`` once, before round ``n``'s clients train."""
 
     def factory(ctx: Any, should_stop: Any) -> Any:
         done = []
@@ -293,7 +293,7 @@ def test_runner_takes_its_lock_back_and_carries_on_after_the_reconciler_requeued
         _cut_lock_connection(admin, exp_id)
         requeued.extend(recover_lost(sessions=session_factory(settings.database_url), settings=settings))
 
-    result = run_job(exp_id, settings=settings, task_id="t-1", client_runner_factory=_in_round(2, outage))
+    result = run_job(exp_id, settings=settings, task_id="t-1", client_pool_factory=_in_round(2, outage))
 
     assert requeued == [exp_id]  # the reconciler saw the lock free and queued the job again
     assert result == "succeeded"
@@ -325,7 +325,7 @@ def test_runner_stops_and_writes_nothing_when_another_runner_took_the_job_over(
         other.commit()
 
     try:
-        result = run_job(exp_id, settings=settings, client_runner_factory=_in_round(2, outage_then_takeover))
+        result = run_job(exp_id, settings=settings, client_pool_factory=_in_round(2, outage_then_takeover))
         assert result == "superseded"
         with session_scope(settings.database_url) as s:
             exp = s.get(Experiment, exp_id)

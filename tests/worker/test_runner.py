@@ -123,7 +123,7 @@ def test_run_job_resumes_after_the_last_stored_round_when_its_runner_died(settin
         return run
 
     with pytest.raises(Died):
-        run_job(exp_id, settings=settings, task_id="t-1", client_runner_factory=dies_in_round_3)
+        run_job(exp_id, settings=settings, task_id="t-1", client_pool_factory=dies_in_round_3)
     exp = _experiment(settings, exp_id)
     assert exp.status == "running" and exp.rounds_done == 2  # as a killed process leaves it
 

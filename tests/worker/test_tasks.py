@@ -14,7 +14,7 @@ from fedcore.context import get_context
 from fedcore.spec import preset
 from tests.app.stack import HOST, LONG_JOB, TEST_JOB, Stack
 from worker.celery_app import make_celery
-from worker.fanout import CeleryClientRunner, encode_state, update_from_json
+from worker.fanout import CeleryClientPool, encode_state, update_from_json
 from worker.tasks import train_client_task
 
 TIMING = {"wall_time", "train_time", "extra"}
@@ -46,8 +46,8 @@ def test_fanout_runner_counts_only_other_workers_serving_the_clients_queue(stack
     try:
         ctx = _ctx(stack.settings)
         node = f"fh-a@{HOST}"
-        own = CeleryClientRunner(ctx, lambda: False, app=app, settings=stack.settings, own_node=node)
-        other = CeleryClientRunner(
+        own = CeleryClientPool(ctx, lambda: False, app=app, settings=stack.settings, own_node=node)
+        other = CeleryClientPool(
             ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x"
         )
         assert node not in own.remote_workers()  # never wait on itself: that deadlocks
@@ -63,7 +63,7 @@ def test_fanout_runner_returns_the_sequential_updates_when_clients_train_on_anot
     try:
         ctx = _ctx(stack.settings)
         tasks = [ClientTask(round=1, client=c, global_state=ctx.initial_state) for c in (4, 0, 3)]
-        runner = CeleryClientRunner(
+        runner = CeleryClientPool(
             ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x"
         )
         remote = runner(tasks)
@@ -90,7 +90,7 @@ def test_fanout_runner_trains_here_the_clients_that_busy_workers_do_not_start(
     try:
         ctx = _ctx(stack.settings)
         tasks = [ClientTask(round=1, client=c, global_state=ctx.initial_state) for c in (4, 0, 3)]
-        runner = CeleryClientRunner(ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x")
+        runner = CeleryClientPool(ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x")
         assert runner.remote_workers()  # it does fan out ...
         t0 = time.monotonic()
         updates = runner(tasks)

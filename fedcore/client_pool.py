@@ -1,8 +1,8 @@
-"""Client runners beyond the sequential one: a pool of worker processes.
+"""Client pools beyond the sequential one: a pool of worker processes.
 
 Each worker process builds its own :class:`~fedcore.context.RunContext` from the
 spec (once) and trains the clients it is given. A client's update depends only
-on its inputs, so the pool gives exactly the sequential runner's results.
+on its inputs, so the pool gives exactly the sequential pool's results.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _train(task: ClientTask) -> ClientUpdate:
     return train_client(get_context(_worker_spec, _worker_paths), task)
 
 
-class ProcessPoolRunner:
+class ProcessClientPool:
     """Train a round's clients in parallel worker processes (spawned, so torch state is clean)."""
 
     def __init__(self, spec: ExperimentSpec, workers: int, paths: Paths | None = None) -> None:
@@ -45,7 +45,7 @@ class ProcessPoolRunner:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> ProcessPoolRunner:
+    def __enter__(self) -> ProcessClientPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
