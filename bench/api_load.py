@@ -1,3 +1,4 @@
+# Over ~400 lines: it carries its own copy of the test stack helpers (Stack, free_port, fresh_schema; to share with tests/app/stack.py).
 """The API under concurrent readers while a job runs: read latency, throughput, errors, SSE delivery delay.
 
 Starts its own stack: by default the embedded one (``fedheads serve`` on a fresh SQLite

@@ -1,3 +1,4 @@
+# Over ~400 lines: one table of many configurations (runs, verdicts, table, plot) read top to bottom as one experiment.
 """The paper's headline on the offline pair: MiniLM-L6 + SNLI with non-IID clients.
 
 In one run: dense LoRA FedAvg; head pruning at s = 0.5, 0.7, 0.9 with head-weighted
