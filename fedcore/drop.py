@@ -1,7 +1,7 @@
 """Physically remove attention heads: the ``drop`` prune mode (fedheads' own code).
 
 transformers 5 has no ``prune_heads`` for the families fedheads supports, so this
-module slices the projections itself (DESIGN.md, section 1 "Pruning" and section 4):
+module slices the projections itself (docs/method.md, "Pruning"):
 
 - q: output rows of the kept heads; k, v: output rows of the kept key/value groups
   (a group is kept when any of its query heads is kept); o: input columns of the

@@ -4,7 +4,7 @@ PEFT's LoRA on a linear layer W (out x in) is B (out x r) @ A (r x in). For the
 q, k and v projections head ``h`` owns rows ``[h*d, (h+1)*d)`` of B (A is shared
 by all heads); for o, head ``h`` owns columns ``[h*d, (h+1)*d)`` of A (B is
 shared). With grouped-query attention the k/v slices belong to a key/value
-group, kept when any of its query heads is kept. (DESIGN.md section 1.)
+group, kept when any of its query heads is kept. (docs/method.md, "Head to LoRA mapping".)
 
 :class:`LoraLayout` maps a PEFT state dict onto that structure once; uploads,
 downloads, slicing for drop mode and aggregation all go through it.

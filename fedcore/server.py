@@ -2,7 +2,7 @@
 
 Head-specific tensors go through the rule the spec names
 (:mod:`fedcore.aggregate`): ``head_weighted`` (the paper's head-specific weighted
-aggregation, as DESIGN.md reconstructs it), ``masked_fedavg`` (n_k weights over
+aggregation, as docs/method.md reconstructs it), ``masked_fedavg`` (n_k weights over
 the clients that kept a head) or ``fedavg`` (McMahan et al. 2017; a head a
 client did not keep counts with the global value it received). Shared LoRA
 halves and ``modules_to_save`` always use FedAvg weighted by n_k.

@@ -1,7 +1,7 @@
 """The Celery application, built from a ``Settings`` object, and the task names (the one place they live).
 
 One CPU-heavy task per worker process: late acks, prefetch 1, and a task whose
-worker process died goes back to the queue (DESIGN.md section 4). Whole jobs go
+worker process died goes back to the queue (docs/operations.md). Whole jobs go
 to the ``experiments`` queue, single client trainings to ``clients``; jobs whose spec
 says device 'cuda' (and their client trainings) go to the ``gpu`` queue instead.
 

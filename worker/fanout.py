@@ -6,7 +6,7 @@ A client task takes (spec JSON, round, client, global state) and returns the
 fanned-out round equals a sequential one and a duplicated task is harmless.
 
 Waiting on subtasks inside a task deadlocks when nobody else serves their queue
-(DESIGN.md section 4), and stalls when the workers that serve it are busy with
+(docs/operations.md), and stalls when the workers that serve it are busy with
 jobs of their own: the orchestrating task fans out only when a worker other than
 its own serves that queue; then it trains here, last first, every client task
 that no worker has started yet (``task_track_started``), and waits only for the

@@ -4,7 +4,7 @@ Shared tasks: they belong to whichever app ``worker.celery_app.make_celery`` bui
 (the app includes this module) and read that app's Settings.
 
 fedcore (and with it torch) is imported inside the tasks and at worker-process
-start, never in the parent of a prefork pool (DESIGN.md section 4).
+start, never in the parent of a prefork pool (docs/operations.md).
 """
 
 from __future__ import annotations

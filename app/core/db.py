@@ -1,6 +1,6 @@
 """Engine and sessions: one engine per (process, URL), SQLite tuned for a second writer process.
 
-SQLite gets WAL and a busy timeout (DESIGN.md section 4: the embedded executor
+SQLite gets WAL and a busy timeout (docs/operations.md: the embedded executor
 writes from another process); PostgreSQL gets pre-ping so a restarted server does
 not surface as a failed request, and bounds on connecting, on a server that stopped
 answering and on a statement's run time (settings ``db_connect_timeout``,
