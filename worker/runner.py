@@ -12,7 +12,8 @@
 4. every round: ``on_round_end`` stores it (round row + event + ``rounds_done`` in
    one transaction, a repeated write is a no-op), then announces it;
 5. ``should_stop`` reads the cancel flag from the database (throttled); the final
-   status, error text and adapter path are written with a status event.
+   status, error (one line and an error id; the traceback goes to the log under
+   that id, :mod:`app.services.failures`) and adapter path are written with a status event.
 
 The status changes are :mod:`app.services.jobs`'; the retries through database
 outages and the ownership checks are :class:`app.services.running.RunningJob`'s.
@@ -87,8 +88,7 @@ def _claim_and_run(
     except NotOwner:
         raise
     except Exception as err:
-        log.exception("experiment %s failed", job.id)
-        job.fail(err)
+        job.fail(err)  # logs the traceback under the error id the stored one-line error names
         return "failed"
 
 

@@ -42,7 +42,7 @@ def adapter_zip(
     row = get_round(db_session=db_session, experiment_id=experiment_id, round_=round_)
     folder = Path(exp.artifact_dir or settings.experiment_dir(exp.id))
     if row.checkpoint is None or not (folder / row.checkpoint).is_file():
-        raise NotFound(f"the global checkpoint of round {round_} is not in the artifact store ({folder})")
+        raise NotFound(f"the global checkpoint of round {round_} is not in the artifact store")
     out = folder / "adapters" / f"round_{round_:04d}"
     if not (out / "adapter_config.json").is_file():
         _build(exp.spec, folder / row.checkpoint, out, settings)

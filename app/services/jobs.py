@@ -20,7 +20,6 @@ a database outage stops instead of overwriting its successor's rows.
 from __future__ import annotations
 
 import logging
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,7 +37,6 @@ from app.services.events import add_event, status_event
 log = logging.getLogger(__name__)
 
 FinalStatus = Literal["succeeded", "failed", "cancelled"]
-ERROR_TEXT_LIMIT = 4000
 
 
 def _get(db_session: Session, experiment_id: uuid.UUID, *, lock: bool = False) -> Experiment:
@@ -334,14 +332,6 @@ def finish(
         exp.adapter_path = adapter_path
     events.append(status_event(db_session, exp).id)
     return events
-
-
-def error_text(err: BaseException) -> str:
-    """What a failed job stores: the exception's one-line summary, then its traceback (truncated)."""
-    head = "".join(traceback.format_exception_only(type(err), err)).strip()
-    tail = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-    text = f"{head}\n\n{tail}"
-    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 20] + "\n... (truncated)"
 
 
 def round_event(record: dict[str, Any], rounds_total: int) -> dict[str, Any]:

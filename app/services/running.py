@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.core.db import describe_db_error, get_engine, is_transient, retry_transient
 from app.core.locks import LockGuard
-from app.services import jobs
+from app.services import failures, jobs
 from app.services.events import EventPublisher
 
 if TYPE_CHECKING:
@@ -120,7 +120,10 @@ class RunningJob:
         )
 
     def fail(self, err: BaseException) -> None:
-        self.finish("failed", error=jobs.error_text(err))
+        """Failed, with a one-line cause and an error id; the traceback goes to this process's log under the id."""
+        error_id = failures.new_error_id()
+        failures.log_failure(log, f"experiment {self.id}", err, error_id)
+        self.finish("failed", error=failures.public_error(err, error_id, self.settings))
 
     def release(self) -> None:
         """Let go of a job lock that had to be taken again (the original goes with job_lock)."""
