@@ -229,8 +229,13 @@ def train_client(
     task: ClientTask,
     *,
     should_stop: Callable[[], bool] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> ClientUpdate:
-    """Run one client's round and return its upload."""
+    """Run one client's round and return its upload.
+
+    ``on_step(k, steps)`` is told before local training (k = 0) and after each of its steps; it is for
+    progress displays only and changes nothing the client computes.
+    """
     t0 = time.perf_counter()
     spec = ctx.spec
     seed = client_seed(spec.seed, task.round, task.client)
@@ -295,6 +300,8 @@ def train_client(
         ops = OpsCount(0.0, 0.0)
         ops_dense = OpsCount(0.0, 0.0)
         t_train = time.perf_counter()
+        if on_step is not None:
+            on_step(0, steps)
         for step in range(steps):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped during round {task.round}, client {task.client}")
@@ -324,6 +331,8 @@ def train_client(
             now = compute if dropped else None
             ops = ops + step_ops(ctx.arch, kept=now, trained=trained, **kw)  # type: ignore[arg-type]
             ops_dense = ops_dense + step_ops(ctx.arch, kept=None, **kw)  # type: ignore[arg-type]
+            if on_step is not None:
+                on_step(step + 1, steps)
     finally:
         for u in undo:
             u()
