@@ -269,10 +269,25 @@ def _extract_tar(archive: Path, dest: Path) -> None:
         members = tf.getmembers()
         for member in members:
             _check_member_name(member.name, archive.name)
-        try:
-            tf.extractall(dest, members=members, filter="data")
-        except tarfile.FilterError as exc:
-            raise AssetError(f"refusing unsafe member in {archive.name}: {exc}") from exc
+        if hasattr(tarfile, "data_filter"):
+            try:
+                tf.extractall(dest, members=members, filter="data")
+            except tarfile.FilterError as exc:
+                raise AssetError(f"refusing unsafe member in {archive.name}: {exc}") from exc
+            return
+        # Python 3.11 before 3.11.4 (Debian bookworm's 3.11.2, the base of deploy/base-image.sh) has no
+        # extraction filters: keep what the "data" filter keeps of an asset, plain files and folders
+        # inside ``dest`` without set-id or group/other write bits, and refuse every other member.
+        root = dest.resolve()
+        for member in members:
+            if not (member.isfile() or member.isdir()):
+                raise AssetError(f"refusing unsafe member {member.name!r} in {archive.name}: not a file or folder")
+            if not (dest / member.name).resolve().is_relative_to(root):
+                raise AssetError(f"refusing unsafe member {member.name!r} in {archive.name}: leaves the target")
+            member.mode &= 0o755
+            member.uid = member.gid = 0
+            member.uname = member.gname = ""
+        tf.extractall(dest, members=members)
 
 
 def unpack_archive(archive: Path, dest: Path) -> None:

@@ -187,7 +187,17 @@ def test_install_asset_refuses_zip_member_with_absolute_path(src: Path, cache: P
     assert not (cache / "fake").exists()
 
 
-def test_install_asset_refuses_tar_member_with_dotdot(src: Path, cache: Path, tmp_path: Path) -> None:
+@pytest.fixture(params=["data filter", "no filter"])
+def tar_python(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both tar paths: Python's "data" extraction filter, and a Python without filters (3.11 < 3.11.4)."""
+    if request.param == "no filter":
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    return str(request.param)
+
+
+def test_install_asset_refuses_tar_member_with_dotdot(
+    src: Path, cache: Path, tmp_path: Path, tar_python: str
+) -> None:
     ok = tarfile.TarInfo("fake-1.0/ok.txt")
     ok.size = 2
     evil = tarfile.TarInfo("fake-1.0/../../evil.txt")
@@ -201,7 +211,7 @@ def test_install_asset_refuses_tar_member_with_dotdot(src: Path, cache: Path, tm
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_install_asset_refuses_tar_symlink_pointing_outside(src: Path, cache: Path) -> None:
+def test_install_asset_refuses_tar_symlink_pointing_outside(src: Path, cache: Path, tar_python: str) -> None:
     link = tarfile.TarInfo("fake-1.0/link")
     link.type = tarfile.SYMTYPE
     link.linkname = "/etc/passwd"
@@ -213,7 +223,7 @@ def test_install_asset_refuses_tar_symlink_pointing_outside(src: Path, cache: Pa
     assert not (cache / "fake").exists()
 
 
-def test_install_asset_unpacks_tarball_when_members_are_safe(src: Path, cache: Path) -> None:
+def test_install_asset_unpacks_tarball_when_members_are_safe(src: Path, cache: Path, tar_python: str) -> None:
     member = tarfile.TarInfo("fake-1.0/data/a.jsonl")
     member.size = 3
     archive = _make_tar(src, [member])
