@@ -6,7 +6,7 @@ aggregates, evaluates on the held-out split and records everything -> next.
 
 The loop takes injected callables (Flower style): a client pool (sequential
 here, a process pool in :mod:`fedcore.client_pool`, Celery in ``worker/``),
-``on_round_end(RoundResult)`` and ``should_stop()``. After every round it writes
+``on_round_end(RoundResult)``, ``on_progress(Progress)`` and ``should_stop()``. After every round it writes
 a checkpoint (global state as safetensors, selection state, the records), and
 ``run_simulation(..., checkpoint_dir=d)`` resumes from the last one found there.
 No RNG state needs saving: every random choice (selection, a client's sample,
@@ -38,6 +38,28 @@ from fedcore.spec import ExperimentSpec
 from fedcore.summary import summarize
 
 ClientPool = Callable[[Sequence[ClientTask]], list[ClientUpdate]]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is inside a round, for progress displays (nothing is recorded from it).
+
+    ``phase``: 'select' (the round began; clients are being chosen), 'client' (client ``client_index`` of
+    ``clients`` trains: scoring its heads while ``steps`` is 0, then local step ``step`` of ``steps``),
+    'client_done' (that client finished) or 'aggregate' (the server aggregates and evaluates).
+    """
+
+    phase: str
+    round: int
+    rounds: int
+    client_index: int = 0
+    clients: int = 0
+    client: int | None = None
+    step: int = 0
+    steps: int = 0
+
+
+ProgressFn = Callable[[Progress], None]
 
 
 @dataclass
@@ -95,14 +117,32 @@ class RunResult:
 # --- client pools ----------------------------------------------------------------
 
 
+def train_reporting(ctx: RunContext, task: ClientTask, index: int, of: int, on_progress: ProgressFn | None,
+                    should_stop: Callable[[], bool] | None = None) -> ClientUpdate:
+    """``train_client``, telling ``on_progress`` when client ``index`` of ``of`` starts, steps and finishes."""
+    if on_progress is None:
+        return train_client(ctx, task, should_stop=should_stop)
+    rounds = ctx.spec.rounds
+
+    def tell(phase: str, step: int = 0, steps: int = 0) -> None:
+        on_progress(Progress(phase=phase, round=task.round, rounds=rounds, client_index=index, clients=of,
+                             client=task.client, step=step, steps=steps))
+
+    tell("client")
+    update = train_client(ctx, task, should_stop=should_stop, on_step=lambda k, n: tell("client", k, n))
+    tell("client_done", update.steps, update.steps)
+    return update
+
+
 def sequential_pool(ctx: RunContext, should_stop: Callable[[], bool] | None = None,
-                    on_client_done: Callable[[ClientUpdate, int, int], None] | None = None) -> ClientPool:
+                    on_client_done: Callable[[ClientUpdate, int, int], None] | None = None,
+                    on_progress: ProgressFn | None = None) -> ClientPool:
     """Train the round's clients one after another in this process."""
 
     def run(tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
         out = []
         for i, t in enumerate(tasks):
-            u = train_client(ctx, t, should_stop=should_stop)
+            u = train_reporting(ctx, t, i + 1, len(tasks), on_progress, should_stop)
             out.append(u)
             if on_client_done is not None:
                 on_client_done(u, i + 1, len(tasks))
@@ -158,10 +198,16 @@ def run_simulation(
     checkpoint_dir: Path | None = None,
     stop_after_round: int | None = None,
     context: RunContext | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> RunResult:
-    """Run (or resume) the federated simulation described by ``spec``."""
+    """Run (or resume) the federated simulation described by ``spec``.
+
+    ``on_progress`` hears where the run is inside each round (:class:`Progress`): the round's start and its
+    aggregation here, each client's start, steps and end from the sequential pool (a ``client_pool`` passed in
+    reports its clients itself, e.g. through :func:`train_reporting`).
+    """
     ctx = context or get_context(spec, paths)
-    pool = client_pool or sequential_pool(ctx, should_stop, on_client_done)
+    pool = client_pool or sequential_pool(ctx, should_stop, on_client_done, on_progress)
     selector = make_selector(spec.selection, num_clients=spec.num_clients, per_round=spec.clients_per_round,
                              num_examples=ctx.num_examples, seed=spec.seed, candidates=spec.poc_candidates,
                              epsilon=spec.selection_epsilon)
@@ -182,6 +228,9 @@ def run_simulation(
             status = "cancelled"
             break
         t0 = time.perf_counter()
+        if on_progress is not None:
+            on_progress(Progress(phase="select", round=rnd, rounds=spec.rounds, clients=spec.clients_per_round))
+
         def loss_fn(cands: list[int], r: int = rnd, s: State = state) -> dict[int, float]:
             return {c: global_loss(ctx, s, c, r) for c in cands}
 
@@ -193,6 +242,9 @@ def run_simulation(
             status = "cancelled"
             break
         updates = sorted(updates, key=lambda u: record.selected.index(u.client))
+        if on_progress is not None:
+            on_progress(Progress(phase="aggregate", round=rnd, rounds=spec.rounds, client_index=len(updates),
+                                 clients=len(updates)))
         agg = aggregate_updates(spec, ctx.layout, state, [u.payload for u in updates],
                                 [u.num_examples for u in updates])
         state = agg.state
@@ -230,10 +282,12 @@ def _from_dict(d: dict[str, Any]) -> RoundResult:
 
 
 def save_adapter(ctx: RunContext, state: State, directory: Path) -> Path:
-    """Write ``state`` as a PEFT adapter folder that ``PeftModel.from_pretrained`` loads."""
+    """Write ``state`` as a PEFT adapter folder that ``PeftModel.from_pretrained`` loads, naming its base model
+    (``fedcore.adapters``: ``load_base(directory)`` rebuilds that base)."""
+    from fedcore.adapters import save_described
     from fedcore.client import load_global
 
     load_global(ctx, state)
     directory.mkdir(parents=True, exist_ok=True)
-    ctx.model.save_pretrained(str(directory))  # type: ignore[operator]
+    save_described(ctx, directory)
     return directory
