@@ -1,7 +1,9 @@
 """The executors the API process is started with (``fedheads serve`` wires :func:`make_executor` in).
 
 - :class:`LocalExecutor` (embedded default, no broker): a pool of spawned local
-  processes, so the API stays responsive; the database is the queue.
+  processes, so the API stays responsive; the database is the queue. Its jobs'
+  progress reports come back on a process queue into the API's in-memory board
+  (:data:`app.services.stream.LIVE_PROGRESS`), which the pages' streams read.
 - :class:`CeleryExecutor`: one ``run_experiment`` message per job on the
   experiments queue (the GPU queue for a CUDA job); a broker that cannot be reached
   is :class:`~app.services.errors.BrokerUnavailable` and the job stays queued.
@@ -15,26 +17,46 @@ import functools
 import logging
 import multiprocessing as mp
 import os
+import queue
 import threading
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.core.config import Settings, redact_url
 from app.models import utcnow
 from app.schemas import ComponentHealth
 from app.services.dispatch import Executor
 from app.services.errors import BrokerUnavailable
-from worker.runner import run_local_job
+from app.services.stream import LIVE_PROGRESS
+from worker.events import QueueProgress
+from worker.runner import run_local_job, set_local_progress
 
 log = logging.getLogger(__name__)
 
+PROGRESS_QUEUE = 1000  # reports waiting for the server's reader; more are dropped (the next one replaces them)
 
-def _lower_priority(nice: int) -> None:
-    """In each job process: yield the CPU to the server process that shares the machine."""
+
+def _job_process_init(nice: int, progress: Any) -> None:
+    """In each job process: yield the CPU to the server process that shares the machine; report progress
+    on the executor's queue."""
     if nice > 0 and hasattr(os, "nice"):
         os.nice(nice)
+    set_local_progress(QueueProgress(progress))
+
+
+def _read_progress(progress: Any, stop: threading.Event) -> None:
+    """The server's end of the progress queue: each report into the in-memory board."""
+    while not stop.is_set():
+        try:
+            experiment_id, data = progress.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        except (EOFError, OSError, ValueError):  # the queue was closed
+            return
+        LIVE_PROGRESS.put(experiment_id, data)
 
 
 class LocalExecutor:
@@ -47,14 +69,21 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._futures: dict[str, Future[str]] = {}
+        self._progress: Any = None  # the jobs' progress queue and its reader, made with the first pool
+        self._stop_reading = threading.Event()
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            ctx = mp.get_context("spawn")
+            if self._progress is None:
+                self._progress = ctx.Queue(PROGRESS_QUEUE)
+                threading.Thread(target=_read_progress, args=(self._progress, self._stop_reading),
+                                 name="fedheads-local-progress", daemon=True).start()
             self._pool = ProcessPoolExecutor(
                 max_workers=self._settings.local_workers,
-                mp_context=mp.get_context("spawn"),
-                initializer=_lower_priority,
-                initargs=(self._settings.local_nice,),
+                mp_context=ctx,
+                initializer=_job_process_init,
+                initargs=(self._settings.local_nice, self._progress),
             )
         return self._pool
 
@@ -99,6 +128,8 @@ class LocalExecutor:
         with self._lock:
             pool, self._pool = self._pool, None
             self._futures.clear()
+            self._stop_reading.set()  # the reader ends within its timeout; a later pool gets a new queue
+            self._progress, self._stop_reading = None, threading.Event()
         if pool is None:
             return
         procs = list((getattr(pool, "_processes", None) or {}).values())

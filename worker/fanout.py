@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from fedcore.client import ClientTask, ClientUpdate
     from fedcore.context import RunContext
     from fedcore.lora_state import State
+    from fedcore.simulation import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ class CeleryClientPool:
         settings: Settings,
         own_node: str | None,
         poll: float = 0.05,
+        on_progress: ProgressFn | None = None,
     ) -> None:
         self._ctx = ctx
+        self._on_progress = on_progress  # told of the clients trained here (fedcore.simulation.train_reporting)
         self._spec_json = ctx.spec.model_dump_json()
         self._should_stop = should_stop
         self._app = app
@@ -110,10 +113,16 @@ class CeleryClientPool:
             return self._train_here(tasks)
         return self._fan_out(tasks)
 
-    def _train_here(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
-        from fedcore.client import train_client
+    def _train_here(self, tasks: Sequence[ClientTask], of: Sequence[ClientTask] | None = None) -> list[ClientUpdate]:
+        """Train ``tasks`` in this process; ``of``: the whole round (for client j of M in progress reports)."""
+        from fedcore.simulation import train_reporting
 
-        return [train_client(self._ctx, t, should_stop=self._should_stop) for t in tasks]
+        whole = of if of is not None else tasks
+        place = {w.client: j for j, w in enumerate(whole, start=1)}
+        return [
+            train_reporting(self._ctx, t, place[t.client], len(whole), self._on_progress, self._should_stop)
+            for t in tasks
+        ]
 
     def _check_stop(self, result: Any, round_: int) -> None:
         from fedcore.client import Cancelled
@@ -147,7 +156,7 @@ class CeleryClientPool:
                 self._check_stop(result, task.round)
                 if res.state == "PENDING":
                     res.revoke()  # a worker that receives it later skips it; one that just began wastes a copy
-                    done[task.client] = self._train_here([task])[0]
+                    done[task.client] = self._train_here([task], tasks)[0]
             remote = [(t, r) for t, r in zip(tasks, result.results, strict=True) if t.client not in done]
             deadline = time.monotonic() + self._settings.client_task_timeout
             while not all(r.ready() for _, r in remote):
@@ -177,6 +186,6 @@ class CeleryClientPool:
         finally:
             result.forget()
         missing = [t for t in tasks if t.client not in done]
-        for t, u in zip(missing, self._train_here(missing), strict=True):
+        for t, u in zip(missing, self._train_here(missing, tasks), strict=True):
             done[t.client] = u
         return [done[t.client] for t in tasks]

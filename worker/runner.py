@@ -11,7 +11,9 @@
    job's checkpoint folder, so it continues after the last finished round;
 4. every round: ``on_round_end`` stores it (round row + event + ``rounds_done`` in
    one transaction, a repeated write is a no-op), then announces it;
-5. ``should_stop`` reads the cancel flag from the database (throttled); the final
+5. ``should_stop`` reads the cancel flag from the database (throttled); progress inside
+   a round (client j of M, step k of S) goes to the ``progress`` publisher through an
+   :class:`~app.services.events.ProgressReporter`, never to the database; the final
    status, error (one line and an error id; the traceback goes to the log under
    that id, :mod:`app.services.failures`) and adapter path are written with a status event.
 
@@ -32,17 +34,26 @@ from typing import TYPE_CHECKING
 from app.core.config import Settings, fedcore_paths, with_device
 from app.core.db import DatabaseUnavailable
 from app.core.locks import NotOwner, job_lock
-from app.services.events import EventPublisher
+from app.services.events import EventPublisher, ProgressPublisher, ProgressReporter
 from app.services.jobs import Claim
 from app.services.running import CancelFlag, RunningJob
 
 if TYPE_CHECKING:
     from fedcore.context import RunContext
-    from fedcore.simulation import ClientPool
+    from fedcore.simulation import ClientPool, ProgressFn
 
 log = logging.getLogger(__name__)
 
-ClientPoolFactory = Callable[["RunContext", Callable[[], bool]], "ClientPool | None"]
+# (context, should_stop, on_progress) -> the round's client pool; None: fedcore's sequential one
+ClientPoolFactory = Callable[["RunContext", Callable[[], bool], "ProgressFn | None"], "ClientPool | None"]
+
+_local_progress: ProgressPublisher | None = None  # set in an embedded executor's job processes (set_local_progress)
+
+
+def set_local_progress(publisher: ProgressPublisher | None) -> None:
+    """Where the jobs of this (embedded executor's) process report their progress."""
+    global _local_progress
+    _local_progress = publisher
 
 
 def run_job(
@@ -52,6 +63,7 @@ def run_job(
     task_id: str | None = None,
     client_pool_factory: ClientPoolFactory | None = None,
     publisher: EventPublisher | None = None,
+    progress: ProgressPublisher | None = None,
 ) -> str:
     """Run (or resume) one experiment to a final status; returns what happened."""
     job = RunningJob(experiment_id, settings, publisher)
@@ -59,8 +71,9 @@ def run_job(
         if not held:
             log.info("experiment %s already has a live runner; nothing to do", experiment_id)
             return "busy"
+        reporter = ProgressReporter(experiment_id, progress) if progress is not None else None
         try:
-            return _claim_and_run(job, task_id, client_pool_factory)
+            return _claim_and_run(job, task_id, client_pool_factory, reporter)
         except NotOwner as err:
             log.warning("experiment %s: %s; this runner stops and leaves the job alone", experiment_id, err)
             return "superseded"
@@ -70,11 +83,16 @@ def run_job(
             log.exception("experiment %s: database unreachable; left to the reconciler", experiment_id)
             raise
         finally:
+            if reporter is not None and reporter.sent:
+                reporter.done()
             job.release()
 
 
 def _claim_and_run(
-    job: RunningJob, task_id: str | None, client_pool_factory: ClientPoolFactory | None
+    job: RunningJob,
+    task_id: str | None,
+    client_pool_factory: ClientPoolFactory | None,
+    reporter: ProgressReporter | None,
 ) -> str:
     claim = job.claim(task_id)
     if claim is None:
@@ -84,7 +102,7 @@ def _claim_and_run(
         job.finish("cancelled")
         return "cancelled"
     try:
-        return _run(job, claim, client_pool_factory)
+        return _run(job, claim, client_pool_factory, reporter)
     except NotOwner:
         raise
     except Exception as err:
@@ -92,10 +110,23 @@ def _claim_and_run(
         return "failed"
 
 
-def _run(job: RunningJob, claim: Claim, client_pool_factory: ClientPoolFactory | None) -> str:
+def _run(
+    job: RunningJob, claim: Claim, client_pool_factory: ClientPoolFactory | None, reporter: ProgressReporter | None
+) -> str:
+    if reporter is not None:
+        reporter.preparing()  # before torch is imported and the model loaded: the page shows it at once
+
+    from dataclasses import asdict
+
     from fedcore.context import get_context
-    from fedcore.simulation import RoundResult, run_simulation, save_adapter
+    from fedcore.simulation import Progress, RoundResult, run_simulation, save_adapter
     from fedcore.spec import ExperimentSpec
+
+    on_progress = None
+    if reporter is not None:
+
+        def on_progress(p: Progress) -> None:
+            reporter(asdict(p))
 
     spec = with_device(ExperimentSpec.model_validate(claim.spec), job.settings)
     ctx = get_context(spec, fedcore_paths(job.settings))
@@ -104,7 +135,7 @@ def _run(job: RunningJob, claim: Claim, client_pool_factory: ClientPoolFactory |
     if added:
         log.info("experiment %s: stored %d round(s) found only in the checkpoint", job.id, added)
     should_stop = CancelFlag(job.sessions, job.id, job.settings.cancel_poll_interval)
-    pool = client_pool_factory(ctx, should_stop) if client_pool_factory is not None else None
+    pool = client_pool_factory(ctx, should_stop, on_progress) if client_pool_factory is not None else None
 
     def on_round_end(result: RoundResult) -> None:
         job.persist_round(result.to_dict())
@@ -116,6 +147,7 @@ def _run(job: RunningJob, claim: Claim, client_pool_factory: ClientPoolFactory |
         on_round_end=on_round_end,
         should_stop=should_stop,
         checkpoint_dir=job.checkpoint_dir,
+        on_progress=on_progress,
     )
     if result.status != "succeeded":
         job.finish("cancelled")
@@ -132,4 +164,4 @@ def run_local_job(experiment_id: str, task_id: str, settings: Settings) -> str:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s [local-executor] %(message)s"
         )
-    return run_job(uuid.UUID(experiment_id), settings=settings, task_id=task_id)
+    return run_job(uuid.UUID(experiment_id), settings=settings, task_id=task_id, progress=_local_progress)

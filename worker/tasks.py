@@ -41,17 +41,20 @@ def run_experiment(self: Any, experiment_id: str) -> str:
 
     settings = settings_of(self.app)
 
-    def client_pool(ctx: Any, should_stop: Any) -> CeleryClientPool:
+    def client_pool(ctx: Any, should_stop: Any, on_progress: Any) -> CeleryClientPool:
         return CeleryClientPool(
-            ctx, should_stop, app=self.app, settings=settings, own_node=self.request.hostname
+            ctx, should_stop, app=self.app, settings=settings, own_node=self.request.hostname,
+            on_progress=on_progress,
         )
 
+    publisher = Publisher(settings.broker_url)
     return run_job(
         uuid.UUID(experiment_id),
         settings=settings,
         task_id=self.request.id,
         client_pool_factory=client_pool,
-        publisher=Publisher(settings.broker_url),
+        publisher=publisher,
+        progress=publisher,
     )
 
 

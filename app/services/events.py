@@ -6,12 +6,19 @@ reconnects with ``Last-Event-ID`` gets exactly what it missed, in order.
 After the commit, a writer announces each new event's id on the experiment's
 :func:`channel` through an :class:`EventPublisher` (the worker's publishes on Redis
 pub/sub); streams wake up at once instead of at their next poll of the table.
+
+Progress inside a round (client j of M, step k of S) is lighter: never a row. A job's
+:class:`ProgressReporter` stamps and thins fedcore's progress reports and hands them to a
+:class:`ProgressPublisher` (Redis pub/sub on :func:`progress_channel`, or the embedded
+executor's process queue); the API process keeps the newest one per experiment in memory
+(:mod:`app.services.stream`) and streams it to the pages that ask for it.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -29,6 +36,73 @@ class EventPublisher(Protocol):
     """Announces a committed event on its experiment's :func:`channel`; best effort, never raises."""
 
     def publish(self, experiment_id: uuid.UUID, event_id: int) -> None: ...
+
+
+PROGRESS_PREFIX = "fedheads:progress:"
+PROGRESS_EVERY = 2.0  # seconds: a report that only moves the step waits at least this long after the last one
+PROGRESS_GAP = 0.25  # seconds: and any report (a client started or finished) at least this long
+
+
+def progress_channel(experiment_id: uuid.UUID | str) -> str:
+    """The pub/sub channel of an experiment's progress reports (JSON; ``*``: every experiment)."""
+    return f"{PROGRESS_PREFIX}{experiment_id}"
+
+
+class ProgressPublisher(Protocol):
+    """Carries a job's progress report to the API processes; best effort, never raises, never blocks."""
+
+    def publish_progress(self, experiment_id: uuid.UUID, data: dict[str, Any]) -> None: ...
+
+
+class ProgressReporter:
+    """One job's progress, thinned and stamped, to a :class:`ProgressPublisher` (nothing is stored).
+
+    Called with fedcore's progress fields (``phase``, ``round``, ``rounds``, ``client_index``, ``clients``,
+    ``client``, ``step``, ``steps``). A round's start and its aggregation always go out; a client's reports when
+    the client changed (at most every :data:`PROGRESS_GAP` s) or when :data:`PROGRESS_EVERY` s passed since the
+    last one (so step k of S every few seconds). Each carries ``at`` (now),
+    ``round_started`` and ``client_started`` (seconds since the epoch) for the page's estimates.
+    """
+
+    def __init__(self, experiment_id: uuid.UUID, publisher: ProgressPublisher,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._id = experiment_id
+        self._publisher = publisher
+        self._clock = clock
+        self._sent_at = float("-inf")
+        self._key: tuple[Any, ...] | None = None
+        self._round_started: float | None = None
+        self._client_started: float | None = None
+        self.sent = 0
+
+    def _send(self, data: dict[str, Any]) -> None:
+        self._publisher.publish_progress(self._id, data)
+        self.sent += 1
+
+    def preparing(self) -> None:
+        """The runner took the job and builds the model and data (before round 1 or a resumed round)."""
+        self._sent_at = self._clock()
+        self._send({"phase": "prepare", "at": self._sent_at})
+
+    def done(self) -> None:
+        """The run stopped (any final status): the API forgets its progress."""
+        self._send({"phase": "done", "at": self._clock()})
+
+    def __call__(self, fields: dict[str, Any]) -> None:
+        now = self._clock()
+        phase = fields.get("phase")
+        if phase == "select":
+            self._round_started = now
+        if phase == "client" and not fields.get("steps"):
+            self._client_started = now
+        key = (phase, fields.get("round"), fields.get("client_index"))
+        gap = now - self._sent_at
+        per_round = phase in ("select", "aggregate")  # two a round: always told
+        if not per_round and (gap < PROGRESS_GAP or (key == self._key and gap < PROGRESS_EVERY)):
+            return
+        self._key, self._sent_at = key, now
+        self._send({**fields, "at": now, "round_started": self._round_started,
+                    "client_started": self._client_started})
 
 
 def add_event(db_session: Session, experiment_id: uuid.UUID, type_: str, data: dict[str, Any]) -> Event:

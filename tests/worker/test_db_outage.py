@@ -242,7 +242,7 @@ def _cut_lock_connection(admin: Engine, exp_id: uuid.UUID) -> int:
 def _in_round(n: int, action: Callable[[], None]) -> Callable[[Any, Any], Any]:
     """A client pool that calls ``action`` once, before round ``n``'s clients train."""
 
-    def factory(ctx: Any, should_stop: Any) -> Any:
+    def factory(ctx: Any, should_stop: Any, on_progress: Any = None) -> Any:
         done = []
 
         def run(tasks: Sequence[ClientTask]) -> list[ClientUpdate]:

@@ -114,7 +114,7 @@ def test_run_job_leaves_the_job_alone_when_another_runner_holds_it(settings: Set
 def test_run_job_resumes_after_the_last_stored_round_when_its_runner_died(settings: Settings) -> None:
     exp_id = _new_job(settings)
 
-    def dies_in_round_3(ctx: Any, should_stop: Any) -> Any:
+    def dies_in_round_3(ctx: Any, should_stop: Any, on_progress: Any = None) -> Any:
         def run(tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
             if tasks[0].round == 3:
                 raise Died

@@ -235,7 +235,10 @@ def list_clients(experiment_id: uuid.UUID, db: DbDep) -> ClientList:
     "/{experiment_id}/events",
     responses={
         200: {
-            "description": "text/event-stream of `round` and `status` events; ids are event-table ids",
+            "description": (
+                "text/event-stream of `round` and `status` events; ids are event-table ids. With `progress=true`, "
+                "also `progress` events without an id: where the run is inside a round (not stored)"
+            ),
             "content": {
                 "text/event-stream": {"example": 'id: 42\nevent: round\ndata: {"round": 3, ...}\n\n'}
             },
@@ -249,8 +252,18 @@ async def follow_events(
     watch: EventWatchDep,
     last_event_id: Annotated[str | None, Header(description="replay events after this id")] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_INT, description="same as the Last-Event-ID header")] = None,
+    progress: Annotated[
+        bool,
+        Query(description="also send `progress` events (round r/R, client j/M, step k/S, times; never stored)"),
+    ] = False,
 ) -> EventSourceResponse:
-    """Server-Sent Events: replay after ``Last-Event-ID``, then live until the experiment finishes."""
+    """Server-Sent Events: replay after ``Last-Event-ID``, then live until the experiment finishes.
+
+    With ``progress=true`` the stream also carries, while the job runs, its newest progress report as a
+    ``progress`` event (no id, so ``Last-Event-ID`` still counts stored events only): ``phase`` ('prepare',
+    'select', 'client', 'client_done', 'aggregate'), ``round``/``rounds``, ``client_index``/``clients``, ``client``,
+    ``step``/``steps`` and the times ``at``, ``round_started`` and ``client_started`` (seconds since the epoch).
+    """
 
     def exists() -> None:
         with sessions() as s:
@@ -259,7 +272,7 @@ async def follow_events(
     await to_thread.run_sync(exists)
     start = after if after is not None else _event_id(last_event_id)
     return EventSourceResponse(
-        event_stream(watch=watch, experiment_id=experiment_id, last_event_id=start),
+        event_stream(watch=watch, experiment_id=experiment_id, last_event_id=start, progress=progress),
         ping=15,
     )
 
