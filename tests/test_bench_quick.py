@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
         ("server_scale.py", "| registered clients | selection | median ms / round"),
         ("api_load.py", "| what | samples | p50 ms | p99 ms"),
         ("drop_diagnostics.py", "Drop path with all 72 heads kept equals dense: **yes**"),
+        ("peer_flower.py", "| implementation | total wall s | first round (cold) s | warm round s"),
     ],
 )
 def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_path: Path) -> None:
@@ -39,6 +40,9 @@ def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_p
     assert saved, f"{script} saved no *-quick.md table in {tmp_path}"
     text = saved[0].read_text()
     assert "- machine: " in text and "- command: `python " in text and "--quick" in text
+    if script == "peer_flower.py":  # Flower is optional: its rows are there, or the output says they were skipped
+        assert "| fedheads run (sequential) | " in text and "| bare transformers+peft loop" in text
+        assert "| Flower (Ray, 2 actors x 1 thread) | " in text or "Flower is not installed" in res.stderr + text
     if script == "paper_table.py":  # accuracy per round of every run, plotted
         import xml.etree.ElementTree as ET
 
