@@ -1,4 +1,4 @@
-"""ORM models: experiments, their rounds, their clients and an append-only event log.
+"""ORM models: studies, experiments, their rounds, their clients and an append-only event log.
 
 Alembic (``alembic/versions``) is the one schema source; these classes mirror it,
 and a test checks that the two agree.
@@ -47,6 +47,23 @@ class Base(DeclarativeBase):
     pass
 
 
+class Study(Base):
+    """A grid of runs: a base spec, named variants of it, seeds, a baseline variant and targets.
+
+    ``definition`` is the study as submitted (app/services/studies.py validates it with
+    :class:`fedcore.study.StudySpec`); its runs are the experiments whose ``study_id`` is this
+    study's id, one per (variant, seed). A study has no status column: it is read from its runs.
+    """
+
+    __tablename__ = "studies"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
 class Experiment(Base):
     __tablename__ = "experiments"
     __table_args__ = (
@@ -55,6 +72,8 @@ class Experiment(Base):
             name="ck_experiments_status",
         ),
         Index("ix_experiments_status_created", "status", "created_at"),
+        Index("ix_experiments_study_id", "study_id"),
+        UniqueConstraint("study_id", "variant", "seed", name="uq_experiments_study_variant_seed"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
@@ -78,6 +97,12 @@ class Experiment(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     tags: Mapped[list[str]] = mapped_column(JsonType, default=list, server_default=text("'[]'"))
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # a study's run: its study, variant name and seed (all three or none)
+    study_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid(), ForeignKey("studies.id", name="fk_experiments_study"), nullable=True
+    )
+    variant: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Round(Base):

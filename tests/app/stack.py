@@ -111,9 +111,9 @@ def clean_rows(url: str, attempts: int = 5) -> None:
             try:
                 with engine.begin() as conn:
                     if engine.dialect.name == "postgresql":
-                        conn.execute(text("TRUNCATE experiments, events, rounds, clients CASCADE"))
+                        conn.execute(text("TRUNCATE experiments, events, rounds, clients, studies CASCADE"))
                     else:
-                        for table in ("events", "rounds", "clients", "experiments"):
+                        for table in ("events", "rounds", "clients", "experiments", "studies"):
                             conn.execute(text(f"DELETE FROM {table}"))
                 return
             except OperationalError as err:
