@@ -60,6 +60,7 @@ from app.core.security import (
     session_valid,
     token_matches,
 )
+from app.form_rules import form_rules
 from app.models import STATUSES, Event, Experiment, Round
 from app.schemas import ExperimentCreate
 from app.services import advice, comparison, listing
@@ -298,7 +299,7 @@ def new_experiment_page(request: Request, db: DbDep, preset: str | None = None,
             start, start_name = dict(src.spec), f"{src.name} (copy)"
     return templates.TemplateResponse(request, "new.html", {
         "active": "new", "groups": form_groups(), "preset": preset or "", "start_spec": start,
-        "start_name": start_name,
+        "start_name": start_name, "rules": form_rules(),
     })
 
 

@@ -218,6 +218,9 @@ def _check_model(
         if task is not None and task not in supported:
             return [Problem("model", f"model {name!r} supports {' and '.join(supported)} only, and dataset "
                             f"{spec.dataset!r} is a {task} task; choose a T5 or Llama model for generation")]
+        if spec.pooling == "mean" and MODEL_FAMILIES[name] != "bert":
+            return [Problem("pooling", f"pooling 'mean' applies to BERT-family classifiers, and model {name!r} is a "
+                            f"{MODEL_FAMILIES[name]} model: use pooling 'cls' (its own head)")]
         if name in ASSETS:
             found = _asset_problem("model", f"model {name!r}", name, installed)
             if found:

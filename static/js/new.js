@@ -1,5 +1,7 @@
-/* New-experiment form: presets, a spec read from the generated fields, server validation shown per field,
-   and sparsity sweeps (dense baseline + chosen sparsities as sibling experiments sharing a sweep tag). */
+/* New-experiment form: presets, a spec read from the generated fields, server validation shown per field
+   (as the fields change and on submit: both are the server's words, from POST /ui/validate and the API's 422),
+   model and dataset chosen from the catalog, fields that do not apply hidden (app/form_rules.py), and
+   sparsity sweeps (dense baseline + chosen sparsities as sibling experiments sharing a sweep tag). */
 "use strict";
 
 (() => {
@@ -14,10 +16,16 @@
   const sweepOn = document.getElementById("sweep-on");
   const sweepValues = document.getElementById("sweep-values");
   const boot = pageData("form-data") || {};
+  const rules = boot.rules || { applies: {}, model_families: {}, dataset_tasks: {}, local_suffixes: [] };
+  const pickModel = document.getElementById("pick-model");
+  const pickDataset = document.getElementById("pick-dataset");
+  const pickTask = document.getElementById("pick-task");
+  const taskChoice = document.getElementById("task-choice");
   const fieldNodes = [...form.querySelectorAll(".field[data-field]")];
   const fieldNames = fieldNodes.map((n) => n.dataset.field);
-  const defaults = readSpec();
+  const defaults = readFields();  // the spec's defaults: what a field that does not apply sends
   let presets = [];
+  let catalogLoaded = false;
 
   // --- reading and writing the fields --------------------------------------------------------
 
@@ -50,15 +58,94 @@
     }
   }
 
-  function readSpec() {
+  function readFields() {
     const spec = {};
     for (const name of fieldNames) spec[name] = readValue(name);
     return spec;
   }
 
+  /** The spec to send: a field that does not apply (hidden) sends its default, which the run ignores. */
+  function readSpec() {
+    const spec = {};
+    for (const name of fieldNames) spec[name] = applies(name) ? readValue(name) : defaults[name];
+    return spec;
+  }
+
   function fill(spec) {
     for (const name of fieldNames) writeValue(name, name in spec ? spec[name] : defaults[name]);
+    pickTask.value = spec.target_field ? "generation" : "classification";
     clearErrors();
+    syncPickers();
+    applyVisibility();
+  }
+
+  // --- fields that apply (the rules: app/form_rules.py) -------------------------------------------
+
+  function facts() {
+    const dataset = String(readValue("dataset") || "");
+    let source = "other";
+    if (dataset === "local") source = "local";
+    else if (dataset.startsWith("hub:")) source = "hub";
+    else if (dataset in rules.dataset_tasks) source = "builtin";
+    const task = source === "builtin" ? rules.dataset_tasks[dataset] : pickTask.value;
+    const family = rules.model_families[String(readValue("model") || "")] || "unknown";
+    return { source, task, family };
+  }
+
+  function applies(name, known) {
+    const rule = rules.applies[name];
+    if (!rule) return true;
+    const f = known || facts();
+    return Object.entries(rule).every(([key, allowed]) => allowed.includes(String(key in f ? f[key] : readValue(key))));
+  }
+
+  function applyVisibility() {
+    const f = facts();
+    taskChoice.hidden = f.source === "builtin";
+    for (const name of Object.keys(rules.applies)) {
+      const wrap = form.querySelector(`.field[data-field="${name}"]`);
+      if (!wrap) continue;
+      const on = applies(name, f);
+      wrap.hidden = !on;
+      for (const c of wrap.querySelectorAll("input, select")) c.disabled = !on;
+    }
+  }
+
+  // --- model and dataset from the catalog ---------------------------------------------------------
+
+  // choices that are not catalog names start with "=" (no model or dataset name does)
+  function offer(picker, value) {
+    return [...picker.options].some((o) => o.value === value);
+  }
+
+  /** The choosers follow the spec's fields (a preset, a copied run); the text input shows when typing is the choice. */
+  function syncPickers() {
+    if (!catalogLoaded) return;
+    const model = String(readValue("model") || "");
+    pickModel.value = !model.startsWith("=") && offer(pickModel, model) ? model : model.startsWith("hub:") ? "=hub" : "=folder";
+    control("model").hidden = !pickModel.value.startsWith("=");
+    const dataset = String(readValue("dataset") || "");
+    pickDataset.value = dataset === "local" ? "=local" : dataset.startsWith("hub:") ? "=hub"
+      : !dataset.startsWith("=") && offer(pickDataset, dataset) ? dataset : "=other";
+    control("dataset").hidden = !["=hub", "=other"].includes(pickDataset.value);
+  }
+
+  function picked(picker, name, typed) {
+    const input = control(name);
+    const v = picker.value;
+    if (v === "=hub") {
+      if (!input.value.startsWith("hub:")) input.value = "hub:";
+    } else if (v === "=local") {
+      input.value = "local";
+    } else if (v.startsWith("=")) {
+      if (input.value === "local" || input.value.startsWith("hub:") || offer(picker, input.value)) input.value = "";
+    } else {
+      input.value = v;
+    }
+    input.hidden = !typed.includes(v);
+    applyVisibility();
+    if (!input.hidden) input.focus();
+    else if (v === "=local") control("data_path").focus();
   }
 
   // --- errors ----------------------------------------------------------------------------------
@@ -73,7 +160,7 @@
 
   function fieldError(name, message) {
     const box = document.getElementById(`err-${name}`);
-    if (!box) return false;
+    if (!box || box.closest(".field[hidden]")) return false;  // a field that does not apply: said on top
     box.textContent = box.textContent ? `${box.textContent}; ${message}` : message;
     box.hidden = false;
     const wrap = box.closest(".field");
@@ -88,8 +175,9 @@
     formError.append(el("div", { text: message }));
   }
 
-  /** Put each 422 item next to its field; spec-wide problems go on top and mark the fields they name. */
-  function showErrors(detail, context) {
+  /** Put each 422 item next to its field; spec-wide problems go on top and mark the fields they name.
+      ``focus``: move to the first bad field (on submit; not while the user types). */
+  function showErrors(detail, context, focus = true) {
     const items = Array.isArray(detail) ? detail : [{ loc: [], msg: String(detail || "request failed") }];
     const prefix = context ? `${context}: ` : "";
     for (const item of items) {
@@ -109,9 +197,9 @@
     if (bad.length) {
       const names = bad.map((f) => f.dataset.field || f.querySelector("input").id);
       formLevel(`${bad.length} field${bad.length === 1 ? " needs" : "s need"} attention: ${names.join(", ")}`);
-      const focusable = bad[0].querySelector("input, select");
-      if (focusable) focusable.focus();
-    } else {
+      const focusable = bad[0].querySelector("input:not([hidden]), select:not([hidden])");
+      if (focus && focusable) focusable.focus();
+    } else if (focus) {
       formError.focus();
     }
   }
@@ -136,15 +224,30 @@
     scheduleAdvice();
   }
 
+  function catalogOption(a) {
+    return el("option", { value: a.name, title: a.detail, text: a.usable ? a.name : `${a.name} (not usable here)` });
+  }
+
   async function loadAssets() {
     const res = await api("GET", "/api/v1/assets");
-    if (!res.ok) return;
-    const lists = { model: res.data.models, dataset: res.data.datasets };
-    for (const [field, items] of Object.entries(lists)) {
-      const dl = document.getElementById(`dl-${field}`);
-      if (!dl) continue;
-      for (const a of items) dl.append(el("option", { value: a.name, text: `${a.usable ? "" : "(not installed) "}${a.detail}` }));
-    }
+    if (!res.ok) return;  // no catalog: the model and dataset stay typed fields
+    const isFile = (name) => rules.local_suffixes.some((s) => name.toLowerCase().endsWith(s));
+    pickModel.replaceChildren(
+      el("optgroup", { label: "offline models" }, ...res.data.models.map(catalogOption)),
+      el("option", { value: "=hub", text: "a model hub id (hub:<id>)…" }),
+      el("option", { value: "=folder", text: "a model folder in the model root…" }));
+    pickDataset.replaceChildren(
+      el("optgroup", { label: "built-in datasets" }, ...res.data.datasets.filter((a) => !isFile(a.name)).map(catalogOption)),
+      el("option", { value: "=local", text: "a local file in the data root (data_path)…" }),
+      el("option", { value: "=hub", text: "a hub dataset id (hub:<id>)…" }),
+      el("option", { value: "=other", text: "another dataset name…" }));
+    const files = document.getElementById("dl-data_path");
+    files.replaceChildren(...res.data.datasets.filter((a) => isFile(a.name)).map((a) => el("option", { value: a.name })));
+    catalogLoaded = true;
+    pickModel.hidden = false;
+    pickDataset.hidden = false;
+    syncPickers();
+    applyVisibility();
   }
 
   // --- advice from measured results -------------------------------------------------------------------
@@ -175,15 +278,24 @@
     adviceBox.hidden = !lines.length;
   }
 
+  /* The same call also gives the server's 422 for the fields as they stand: shown next to the fields as the
+     user types, in the words the API's 422 uses on submit (app/services/submit_checks.py). */
   async function checkAdvice() {
     const seq = ++adviceSeq;
     const warnings = [];
-    for (const spec of adviceSpecs()) {
+    let problems = null;
+    const members = adviceSpecs();
+    for (const spec of members) {
       const res = await api("POST", "/ui/validate", { spec }, { quiet: true });
       if (seq !== adviceSeq) return;  // a newer check is under way
       if (res.ok && res.data && Array.isArray(res.data.warnings)) warnings.push(...res.data.warnings);
+      if (res.status === 422 && res.data && !problems) {
+        problems = { detail: res.data.detail, context: members.length > 1 ? `sparsity ${spec.sparsity}` : "" };
+      }
     }
     showAdvice(warnings);
+    clearErrors();
+    if (problems) showErrors(problems.detail, problems.context, false);
   }
 
   function scheduleAdvice() {
@@ -243,6 +355,8 @@
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    clearTimeout(adviceTimer);
+    adviceSeq += 1;  // a check of the fields still under way must not redraw over the submit's answer
     clearErrors();
     submitBtn.disabled = true;
     submitNote.textContent = "submitting…";
@@ -265,9 +379,16 @@
   });
 
   presetSel.addEventListener("change", applyPreset);
-  form.addEventListener("input", scheduleAdvice);
-  form.addEventListener("change", scheduleAdvice);
+  pickModel.addEventListener("change", () => picked(pickModel, "model", ["=hub", "=folder"]));
+  pickDataset.addEventListener("change", () => picked(pickDataset, "dataset", ["=hub", "=other"]));
+  pickTask.addEventListener("change", () => {
+    if (pickTask.value === "generation" && !readValue("target_field")) writeValue("target_field", "target");
+    applyVisibility();
+  });
+  form.addEventListener("input", () => { applyVisibility(); scheduleAdvice(); });
+  form.addEventListener("change", () => { applyVisibility(); scheduleAdvice(); });
   if (boot.start_spec) fill(boot.start_spec);
+  else applyVisibility();
   scheduleAdvice();
   loadPresets();
   loadAssets();

@@ -177,6 +177,12 @@ def test_check_refuses_a_bert_model_for_a_generation_dataset(root: Path) -> None
     assert p.field == "model" and "classification only" in p.message
 
 
+def test_check_refuses_mean_pooling_for_a_model_that_is_not_a_bert(root: Path) -> None:
+    p = only(check(root, model="tiny-t5", pooling="mean"))
+    assert p.field == "pooling" and "model 'tiny-t5' is a t5 model: use pooling 'cls'" in p.message
+    assert check(root, model="tiny-bert", pooling="mean") == []
+
+
 @pytest.mark.parametrize("answer,expect", [
     ("unreachable", "the model hub is not reachable from this machine"),
     ("missing", "the model hub has no model 'someone/nothing'"),
