@@ -1,6 +1,7 @@
 /* Figure builders for the head panels: blocks x heads heatmaps (grouped: encoder / decoder / cross-attention
    side by side), the pruning-mask film strip, and the client-selection timeline. Pure functions returning
-   {data, layout}; the page calls Plotly.react with them, so charts update in place. */
+   {data, layout}; the page calls Plotly.react with them, so charts update in place. And the x axis of the
+   per-round curves: the round, or elapsed wall time (the sum of the rounds' measured times). */
 "use strict";
 
 const FHCharts = (() => {
@@ -125,5 +126,21 @@ const FHCharts = (() => {
     return { data, layout: lay };
   }
 
-  return { blockGroups, headHeatmap, clickedHead, filmStrip, selectionFigure, V0, V1, V2 };
+  // --- the x axis of the per-round curves: the round, or elapsed wall time ------------------------------
+
+  const TIME_TITLE = "elapsed wall time (s)";
+
+  /** Running sums (elapsed wall time after each round from the rounds' measured times; null counts as 0). */
+  function cumulative(xs) { let c = 0; return xs.map((v) => { c += v || 0; return c; }); }
+
+  /** Title and extra settings of a curve's x axis: rounds, or seconds from zero when byTime. */
+  function xAxisOf(byTime, extra) {
+    return FH.axis(byTime ? TIME_TITLE : "round", Object.assign(byTime ? { rangemode: "tozero" } : {}, extra || {}));
+  }
+
+  /** Hover text of a curve point: its round, and its elapsed time when the axis is time. */
+  function xHover(byTime) { return byTime ? "%{text}, %{x:.1f} s" : "%{text}"; }
+
+  return { blockGroups, headHeatmap, clickedHead, filmStrip, selectionFigure, V0, V1, V2, TIME_TITLE, cumulative,
+    xAxisOf, xHover };
 })();

@@ -23,10 +23,15 @@ const FHPanels = ({ S, P, exp }) => {
     return r && r.global_importance && r.global_importance[0] ? r.global_importance[0].length : 0;
   }
 
-  // --- line charts ----------------------------------------------------------------------------------
+  // --- line charts (x: the round, or elapsed wall time when S.xTime; the wall-time bars stay per round) --------
+
+  const TIME_CHARTS = ["chart-acc", "chart-comm", "chart-cum", "chart-ops", "chart-pl"];
+  /** The x of round record r on the curves (S.elapsed: the sum of measured round times up to r, kept by the page). */
+  const xOf = (r) => (S.xTime ? S.elapsed.get(r.round) : r.round);
+  const xAxis = (extra) => FHCharts.xAxisOf(S.xTime, extra);
 
   function newLines(id, traces, lay) { P.paint(id, () => Plotly.newPlot($(id), traces, lay, PLOT_CONFIG), "new"); }
-  const line = (name, colour, extra) => Object.assign({ type: "scatter", mode: "lines+markers", name, x: [], y: [],
+  const line = (name, colour, extra) => Object.assign({ type: "scatter", mode: "lines+markers", name, x: [], y: [], text: [],
     line: { color: colour, width: 2 }, marker: { size: 5 } }, extra || {});
   const dashed = (name, colour, extra) => line(name, colour, Object.assign({ line: { color: colour, dash: "dash", width: 2 },
     marker: { size: 4, symbol: "square" } }, extra || {}));
@@ -46,7 +51,7 @@ const FHPanels = ({ S, P, exp }) => {
   function accuracyLossLayout(key) {
     const unit = key === "accuracy" ? "accuracy (%)" : key;
     return layout({
-      xaxis: axis("round", { anchor: "y2" }),
+      xaxis: xAxis({ anchor: "y2" }),
       yaxis: axis(unit, { domain: [0.44, 1], anchor: "x", tickformat: key === "accuracy" ? ".0f" : null }),
       yaxis2: axis("loss (nats)", { domain: [0, 0.34], anchor: "x", rangemode: "tozero" }),
       margin: { l: 60, r: 20, t: 10, b: 48 },
@@ -54,21 +59,24 @@ const FHPanels = ({ S, P, exp }) => {
   }
 
   function buildLineCharts(key) {
+    const at = FHCharts.xHover(S.xTime);
     newLines("chart-acc", [
       line(key === "accuracy" ? "accuracy" : key, C[0],
-        { hovertemplate: key === "accuracy" ? "round %{x}: %{y:.1f} %" : "round %{x}: %{y:.4f}" }),
-      line("loss", C[1], { yaxis: "y2", marker: { size: 5, symbol: "diamond" }, hovertemplate: "round %{x}: %{y:.4f}" }),
+        { hovertemplate: key === "accuracy" ? `${at}: %{y:.1f} %` : `${at}: %{y:.4f}` }),
+      line("loss", C[1], { yaxis: "y2", marker: { size: 5, symbol: "diamond" }, hovertemplate: `${at}: %{y:.4f}` }),
     ], accuracyLossLayout(key));
+    const mb = { hovertemplate: `${at}: %{y:.3f} MB` }, gops = { hovertemplate: `${at}: %{y:.3f} GOPs` };
     newLines("chart-comm", [
-      line("upload (pruned)", C[0]), dashed("upload, dense counterfactual", DENSE), line("download", C[2]),
-    ], layout({ xaxis: axis("round"), yaxis: axis("MB per round", { rangemode: "tozero" }) }));
+      line("upload (pruned)", C[0], mb), dashed("upload, dense counterfactual", DENSE, mb), line("download", C[2], mb),
+    ], layout({ xaxis: xAxis(), yaxis: axis("MB per round", { rangemode: "tozero" }) }));
     newLines("chart-cum", [
-      line("upload (pruned)", C[0], { fill: "tozeroy" }), dashed("upload, dense counterfactual", DENSE),
-    ], layout({ xaxis: axis("round"), yaxis: axis("cumulative upload (MB)", { rangemode: "tozero" }) }));
+      line("upload (pruned)", C[0], { fill: "tozeroy", ...mb }), dashed("upload, dense counterfactual", DENSE, mb),
+    ], layout({ xaxis: xAxis(), yaxis: axis("cumulative upload (MB)", { rangemode: "tozero" }) }));
     newLines("chart-ops", [
-      line("whole training step", C[0]), dashed("whole step, dense", DENSE),
-      line("attention + LoRA part", C[3]), dashed("attention + LoRA, dense", "#999999", { line: { color: "#999999", dash: "dot", width: 2 } }),
-    ], layout({ xaxis: axis("round"), yaxis: axis("training OPs per round (GOPs)", { rangemode: "tozero" }) }));
+      line("whole training step", C[0], gops), dashed("whole step, dense", DENSE, gops),
+      line("attention + LoRA part", C[3], gops),
+      dashed("attention + LoRA, dense", "#999999", { line: { color: "#999999", dash: "dot", width: 2 }, ...gops }),
+    ], layout({ xaxis: xAxis(), yaxis: axis("training OPs per round (GOPs)", { rangemode: "tozero" }) }));
     newLines("chart-wall", [{ type: "bar", name: "wall time", x: [], y: [], marker: { color: C[5] },
       hovertemplate: "round %{x}: %{y:.2f} s<extra></extra>" }],
       layout({ xaxis: axis("round"), yaxis: axis("measured wall time per round (s)", { rangemode: "tozero" }), showlegend: false }));
@@ -77,15 +85,16 @@ const FHPanels = ({ S, P, exp }) => {
   function extend(id, update, traces) { P.paint(id, () => Plotly.extendTraces($(id), update, traces)); }
 
   function extendLines(recs) {
-    const xs = recs.map((r) => r.round);
+    const xs = recs.map(xOf), rounds = recs.map((r) => r.round);
+    const text = recs.map((r) => `round ${r.round}`);
     const k = S.metric;
     extend("chart-acc", {
-      x: [xs, xs],
+      x: [xs, xs], text: [text, text],
       y: [recs.map((r) => (r.metrics[k] === null || r.metrics[k] === undefined ? null : r.metrics[k] * scale(k))),
         recs.map((r) => (r.metrics.loss === undefined ? null : r.metrics.loss))],
     }, [0, 1]);
     extend("chart-comm", {
-      x: [xs, xs, xs],
+      x: [xs, xs, xs], text: [text, text, text],
       y: [recs.map((r) => r.bytes_up / 1e6), recs.map((r) => r.bytes_up_dense / 1e6), recs.map((r) => r.bytes_down / 1e6)],
     }, [0, 1, 2]);
     const cumUp = [], cumDense = [];
@@ -93,20 +102,20 @@ const FHPanels = ({ S, P, exp }) => {
       S.cumUp = (S.cumUp || 0) + r.bytes_up; S.cumDense = (S.cumDense || 0) + r.bytes_up_dense;
       cumUp.push(S.cumUp / 1e6); cumDense.push(S.cumDense / 1e6);
     }
-    extend("chart-cum", { x: [xs, xs], y: [cumUp, cumDense] }, [0, 1]);
+    extend("chart-cum", { x: [xs, xs], text: [text, text], y: [cumUp, cumDense] }, [0, 1]);
     extend("chart-ops", {
-      x: [xs, xs, xs, xs],
+      x: [xs, xs, xs, xs], text: [text, text, text, text],
       y: [recs.map((r) => r.ops / 1e9), recs.map((r) => r.ops_dense / 1e9),
         recs.map((r) => (r.ops_attention ?? 0) / 1e9), recs.map((r) => (r.ops_attention_dense ?? 0) / 1e9)],
     }, [0, 1, 2, 3]);
-    extend("chart-wall", { x: [xs], y: [recs.map((r) => r.wall_time)] }, [0]);
+    extend("chart-wall", { x: [rounds], y: [recs.map((r) => r.wall_time)] }, [0]);
     roundTicks(["chart-acc", "chart-comm", "chart-cum", "chart-ops", "chart-wall", "chart-pl"]);
   }
 
   /** Whole-number round ticks while there are few rounds (Plotly would show 0.5 steps); automatic after. */
   function roundTicks(ids) {
-    const dtick = S.records.length <= 12 ? 1 : null;
     for (const id of ids) {
+      const dtick = S.records.length <= 12 && !(S.xTime && TIME_CHARTS.includes(id)) ? 1 : null;
       P.paint(id, () => {
         const gd = $(id);
         if (gd.layout && gd.layout.xaxis && (gd.layout.xaxis.dtick ?? null) !== dtick) Plotly.relayout(gd, { "xaxis.dtick": dtick });
@@ -126,7 +135,8 @@ const FHPanels = ({ S, P, exp }) => {
       return [{ type: "rect", xref: "x", yref: "paper", x0: n - 0.5, x1: n + 0.5, y0: 0, y1: 1,
         line: { color: CURSOR, width: 2 } }];
     }
-    return [{ type: "line", xref: "x", yref: "paper", x0: n, x1: n, y0: 0, y1: 1, layer: "above",
+    const x = S.xTime && TIME_CHARTS.includes(id) ? S.elapsed.get(n) : n;
+    return [{ type: "line", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, layer: "above",
       line: { color: CURSOR, width: 1.5, dash: "dot" } }];
   }
 
@@ -148,14 +158,30 @@ const FHPanels = ({ S, P, exp }) => {
     const d = res.data;
     const k = S.metric;
     const acc = (d[k] || d.accuracy || []).map((v) => (v === null ? null : v * scale(k)));
-    const traces = [dashed(`dense baseline: ${k}`, DENSE, { x: d.round, y: acc }),
-      dashed("dense baseline: loss", "#999999", { x: d.round, y: d.loss, yaxis: "y2", marker: { size: 4, symbol: "diamond-open" } })];
+    const x = S.xTime ? FHCharts.cumulative(d.wall_time || []) : d.round;
+    const text = d.round.map((r) => `round ${r}`), at = FHCharts.xHover(S.xTime);
+    const traces = [dashed(`dense baseline: ${k}`, DENSE, { x, y: acc, text,
+      hovertemplate: k === "accuracy" ? `${at}: %{y:.1f} %` : `${at}: %{y:.4f}` }),
+      dashed("dense baseline: loss", "#999999", { x, y: d.loss, text, yaxis: "y2", hovertemplate: `${at}: %{y:.4f}`,
+        marker: { size: 4, symbol: "diamond-open" } })];
     P.paint("chart-acc", () => {
       const gd = $("chart-acc");
       if (gd.data.length > 2) Plotly.deleteTraces(gd, [2, 3]);
       Plotly.addTraces(gd, traces);
     }, "dense");
     S.denseDone = TERMINAL.includes(d.status);
+  }
+
+  /** Draw the curves again against the round or elapsed wall time (the x-axis choice), from the stored rounds. */
+  function redrawCurves(pruning) {
+    if (!S.built) return;
+    P.flush();  // nothing queued for the old axis may land on the new charts
+    S.cumUp = 0; S.cumDense = 0; S.denseDone = false;
+    buildLineCharts(S.metric);
+    extendLines(S.records);
+    pruning.redraw();
+    overlayDense();
+    markRound();
   }
 
   // --- head panels --------------------------------------------------------------------------------
@@ -333,6 +359,6 @@ const FHPanels = ({ S, P, exp }) => {
   return {
     blocks, heads, metricKey, buildLineCharts, extendLines, overlayDense, record, drawImportance, drawStrip,
     drawFreq, drawAggregation, initSelection, addSelectionColumn, drawSelection, drawSelectionReason, loadClients,
-    markRound, mostImportantKeptHead,
+    markRound, mostImportantKeptHead, redrawCurves, xOf, xAxis,
   };
 };

@@ -4,7 +4,7 @@
    compute sparsities of the cursor's round. Runs stored before clients recorded loss_pruned say "not recorded". */
 "use strict";
 
-const FHPruning = ({ S, P }) => {
+const FHPruning = ({ S, P, xOf, xAxis }) => {
   const { LINE_COLOURS: C, PLOT_CONFIG, layout, axis, fmt } = FH;
   const $ = (id) => document.getElementById(id);
   const CHART = "chart-pl";
@@ -16,6 +16,7 @@ const FHPruning = ({ S, P }) => {
   const NOT_RECORDED = "Not recorded: this run was stored before clients recorded the loss of the pruned network.";
 
   const finite = (v) => typeof v === "number" && Number.isFinite(v);
+  // xOf(record) and xAxis(): the page's x of a round and x axis (the round, or elapsed wall time; experiment-panels.js)
 
   /** Mean of a client field over a round's clients (null when no client has it). */
   function meanOf(rec, key) {
@@ -26,19 +27,27 @@ const FHPruning = ({ S, P }) => {
   const recorded = (rec) => (rec.clients || []).some((c) => finite(c.loss_pruned));
 
   function build() {
+    const at = FHCharts.xHover(Boolean(S.xTime));
     const traces = LOSSES.map(([, name, colour], i) => ({
-      type: "scatter", mode: "lines+markers", name, x: [], y: [], line: { color: colour, width: 2, dash: i === 1 ? "dot" : "solid" },
-      marker: { size: 5 }, hovertemplate: "round %{x}: %{y:.4f}",
+      type: "scatter", mode: "lines+markers", name, x: [], y: [], text: [],
+      line: { color: colour, width: 2, dash: i === 1 ? "dot" : "solid" }, marker: { size: 5 }, hovertemplate: `${at}: %{y:.4f}`,
     }));
-    const lay = layout({ xaxis: axis("round"), yaxis: axis("mean client loss (nats)") });
+    const lay = layout({ xaxis: xAxis(), yaxis: axis("mean client loss (nats)") });
     P.paint(CHART, () => Plotly.newPlot($(CHART), traces, lay, PLOT_CONFIG), "new");
   }
 
   function extend(recs) {
-    const xs = recs.map((r) => r.round);
+    const xs = recs.map(xOf), text = recs.map((r) => `round ${r.round}`);
     P.paint(CHART, () => Plotly.extendTraces($(CHART), {
-      x: LOSSES.map(() => xs), y: LOSSES.map(([key]) => recs.map((r) => meanOf(r, key))),
+      x: LOSSES.map(() => xs), text: LOSSES.map(() => text), y: LOSSES.map(([key]) => recs.map((r) => meanOf(r, key))),
     }, LOSSES.map((_, i) => i)));
+  }
+
+  /** Draw the chart again from S.records (after the page's curves switched axis: round or elapsed time). */
+  function redraw() {
+    if (!S.pruneLoss) return;
+    build();
+    extend(S.records);
   }
 
   /** New rounds (S.records already holds them): the chart starts at the first round that recorded loss_pruned. */
@@ -83,5 +92,5 @@ const FHPruning = ({ S, P }) => {
     $("sparsity-round").textContent = String(rec.round);
   }
 
-  return { CHART, addRounds, drawSparsity, meanOf, sparsity };
+  return { CHART, addRounds, drawSparsity, meanOf, sparsity, redraw };
 };

@@ -21,6 +21,7 @@
     metric: null, sums: { up: 0, upDense: 0, down: 0, ops: 0, opsDense: 0, att: 0, attDense: 0, wall: 0 },
     best: null, final: null, kept: new Map(), clientsSeen: new Set(), sel: null, es: null,
     dense: boot.dense, denseDone: false, playTimer: null, chain: Promise.resolve(), built: false,
+    xTime: false, elapsed: new Map(),  // the curves' x: round, or elapsed wall time (round -> seconds after it)
   };
 
   // --- the panels (experiment-panels.js) ----------------------------------------------------------
@@ -28,9 +29,10 @@
   const {
     blocks, heads, metricKey, buildLineCharts, extendLines, overlayDense, drawImportance, drawStrip,
     drawFreq, drawAggregation, initSelection, addSelectionColumn, drawSelection, drawSelectionReason, loadClients,
-    markRound, mostImportantKeptHead,
+    markRound, mostImportantKeptHead, redrawCurves, xOf, xAxis,
   } = FHPanels({ S, P, exp });
-  const pruning = FHPruning({ S, P });
+  const pruning = FHPruning({ S, P, xOf, xAxis });
+  const live = FHProgress({ S, exp });  // the progress line inside a round (experiment-progress.js)
 
   // --- the round cursor ---------------------------------------------------------------------------
 
@@ -104,6 +106,7 @@
       s.up += r.bytes_up; s.upDense += r.bytes_up_dense; s.down += r.bytes_down; s.ops += r.ops;
       s.opsDense += r.ops_dense; s.att += r.ops_attention || 0; s.attDense += r.ops_attention_dense || 0;
       s.wall += r.wall_time || 0;
+      S.elapsed.set(r.round, s.wall);
       const m = r.metrics ? r.metrics[S.metric] : null;
       if (m !== null && m !== undefined) { S.final = m; S.best = S.best === null ? m : Math.max(S.best, m); }
       for (const c of r.clients || []) {
@@ -170,6 +173,7 @@
     $("btn-resume").disabled = !["failed", "cancelled"].includes(status);
     $("btn-delete").disabled = status === "running";
     $("btn-delete").title = status === "running" ? "running: cancel it first" : "";
+    if (TERMINAL.includes(status)) live.clear(); else live.render();
   }
 
   async function refreshDetail() {
@@ -237,13 +241,14 @@
 
   function openStream() {
     if (S.es) return;
-    const url = S.lastEventId ? `${BASE}/events?after=${S.lastEventId}` : `${BASE}/events`;
+    const url = `${BASE}/events?progress=true${S.lastEventId ? `&after=${S.lastEventId}` : ""}`;
     const es = new EventSource(url);
     S.es = es;
     $("stream-state").textContent = "connecting…";
     const queue = (fn) => (ev) => { S.chain = S.chain.then(() => fn(ev)).catch((err) => logLine(0, `error: ${err}`)); };
     es.addEventListener("round", queue(onRound));
     es.addEventListener("status", queue(onStatus));
+    es.addEventListener("progress", (ev) => live.onProgress(ev));
     es.onopen = () => { $("stream-state").textContent = "live: following the event stream"; };
     es.onerror = () => {
       if (S.es !== es) return;
@@ -353,6 +358,7 @@
     $("freq-client").addEventListener("change", () => { S.freqClient = $("freq-client").value; drawFreq(); });
     $("agg-block").addEventListener("change", () => setHead(Number($("agg-block").value), S.head.head));
     $("agg-head").addEventListener("change", () => setHead(S.head.block, Number($("agg-head").value)));
+    $("x-axis").addEventListener("change", () => { S.xTime = $("x-axis").value === "time"; redrawCurves(pruning); });
   }
 
   function bindChartEvents() {
@@ -398,6 +404,7 @@
     for (const id of CHARTS) P.watch(id);
     window.addEventListener("beforeprint", () => P.flush());
     setStatus(exp.status, exp.progress.rounds_done, exp.progress.rounds_total);
+    S.xTime = $("x-axis").value === "time";  // a choice the browser kept across a reload
     bindActions();
     const res = await api("GET", `${BASE}/rounds`);
     if (res.ok && res.data.items.length) {

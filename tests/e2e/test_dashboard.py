@@ -219,7 +219,7 @@ def test_a_dropped_stream_reconnects_with_last_event_id_and_misses_nothing(quiet
         exp_id = add_experiment(s, name="flaky network", status="running", rounds_done=2, rounds_total=6, **shape).id
     proxy = TcpProxy(("127.0.0.1", quiet_server.port))
     streams: list[Any] = []
-    page.on("request", lambda r: streams.append(r) if r.url.endswith("/events") else None)
+    page.on("request", lambda r: streams.append(r) if r.url.split("?")[0].endswith("/events") else None)
     try:
         page.goto(f"{proxy.url}/experiments/{exp_id}")
         page.wait_for_function("document.getElementById('stream-state').textContent.startsWith('live')")
