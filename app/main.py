@@ -22,7 +22,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api.routes import experiments, meta
+from app.api.routes import experiments, meta, studies
 from app.api_docs import add_api_docs
 from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
@@ -110,6 +110,7 @@ def create_app(
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(experiments.router)
+    app.include_router(studies.router)
     app.include_router(meta.router)
     app.include_router(pages_router)
     return app

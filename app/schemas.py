@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from fedcore.spec import ExperimentSpec
+from fedcore.study import StudySpec
 
 MAX_INT = 2**31 - 1  # the largest id, offset or round a query accepts (a 32-bit SQL INTEGER)
 
@@ -145,6 +146,9 @@ class ExperimentOut(BaseModel):
     latest_round: RoundFigures | None = None
     tags: list[str] = Field(default_factory=list, description="Labels for finding the run (?tag= filters by one).")
     note: str = Field("", description="Free text about the run.")
+    study_id: uuid.UUID | None = Field(None, description="The study this run belongs to (GET /studies/{id}).")
+    variant: str | None = Field(None, description="The study's variant this run is.")
+    seed: int | None = Field(None, description="The study's seed this run is (its spec's seed).")
 
     _utc_fields = field_validator("created_at", "updated_at", "started_at", "finished_at")(_utc)
 
@@ -264,3 +268,57 @@ class Health(BaseModel):
     database: ComponentHealth
     broker: ComponentHealth
     workers: list[str] = Field(description="Live workers: Celery node names, or local executor processes.")
+
+
+class StudyRunOut(BaseModel):
+    """One run of a study: its place in the grid, status, progress and its figures so far."""
+
+    id: uuid.UUID
+    name: str
+    variant: str
+    seed: int
+    status: Status
+    progress: Progress
+    error: str | None
+    figures: dict[str, Any] = Field(description=(
+        "The run's figures over its stored rounds (fedcore/study_aggregate.py run_figures): final_accuracy "
+        "and last3_accuracy in points of the task's metric, uplink_advantage, total_advantage, ops_reduction, "
+        "ops_attention_reduction, train_time_per_round, wall_time_per_round, uplink_mb, train_time, rounds"))
+
+
+class StudyOut(BaseModel):
+    """A study: its definition and where its runs stand (the status is read from them)."""
+
+    id: uuid.UUID
+    name: str
+    status: Status = Field(description=(
+        "running while any run runs (or some are queued and some finished), queued while all wait, "
+        "else succeeded when every run did, failed when any failed, cancelled"))
+    counts: dict[str, int] = Field(description="How many runs are in each status.")
+    runs_total: int
+    definition: StudySpec
+    created_at: datetime
+    updated_at: datetime
+
+    _utc_fields = field_validator("created_at", "updated_at")(_utc)
+
+
+class StudyDetail(StudyOut):
+    runs: list[StudyRunOut]
+    aggregate: dict[str, Any] = Field(description=(
+        "Per variant (in the study's order) the mean, half_range and seed count n of every figure over its "
+        "finished runs, the paired per-seed differences against the baseline (vs_baseline), the metric per "
+        "round over seeds (per_round); verdicts per target; Pareto frontiers; complete: every run finished "
+        "(fedcore/study_aggregate.py)"))
+
+
+class StudyList(BaseModel):
+    items: list[StudyOut]
+    total: int
+
+
+class StudyAccepted(BaseModel):
+    """Returned with 202 by cancel and resume: what changed."""
+
+    study: StudyOut
+    message: str

@@ -41,7 +41,7 @@ def upgrade() -> None:
         "studies",
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("definition", JSON, nullable=False),
+        sa.Column("definition", sa.JSON(), nullable=False),  # json, not jsonb: the variants keep their order
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
     )
@@ -82,7 +82,7 @@ studies = sa.table(
     "studies",
     sa.column("id", sa.Uuid()),
     sa.column("name", sa.String()),
-    sa.column("definition", JSON),
+    sa.column("definition", sa.JSON()),
     sa.column("created_at", TS),
     sa.column("updated_at", TS),
 )

@@ -55,6 +55,9 @@ def experiment_out(exp: Experiment | Row[Any], latest: RoundFigures | None) -> E
         latest_round=latest,
         tags=list(exp.tags or []),
         note=exp.note or "",
+        study_id=getattr(exp, "study_id", None),
+        variant=getattr(exp, "variant", None),
+        seed=getattr(exp, "seed", None),
     )
 
 

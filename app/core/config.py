@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="Largest local dataset file (in the data root) a submission may name (bytes); a larger "
         "one is refused at submit with a 422 (runs load the whole file into memory).",
     )
+    max_study_runs: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Most runs (variants x seeds) one study may have; a larger grid is refused with a 422.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (bytes); larger is a 413."
     )

@@ -67,8 +67,12 @@ def create_experiment(
     artifact_root: Path,
     tags: Sequence[str] = (),
     note: str = "",
+    study_id: uuid.UUID | None = None,
+    variant: str | None = None,
 ) -> Experiment:
-    """Record a queued experiment and its first status event (the caller commits, then dispatches)."""
+    """Record a queued experiment and its first status event (the caller commits, then dispatches).
+
+    A study's run (app/services/studies.py) gives its ``study_id`` and ``variant``; its seed is the spec's."""
     now = utcnow()
     exp_id = uuid.uuid4()
     exp = Experiment(
@@ -81,6 +85,9 @@ def create_experiment(
         artifact_dir=str(artifact_root / str(exp_id)),
         tags=list(tags),
         note=note,
+        study_id=study_id,
+        variant=variant,
+        seed=spec.seed if study_id is not None else None,
     )
     jobs.record_new(db_session=db_session, experiment=exp)
     return exp
