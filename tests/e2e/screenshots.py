@@ -1,12 +1,13 @@
 """Take the dashboard screenshots of docs/ again: the experiment page, compare and the list.
 
-    .venv/bin/python -m tests.e2e.screenshots                    # writes docs/screenshot-{experiment,compare,list}.png
+    .venv/bin/python -m tests.e2e.screenshots    # writes docs/screenshot-{experiment,compare,list,progress}.png
     .venv/bin/python -m tests.e2e.screenshots --out /tmp/shots --color-scheme dark
 
 It starts `fedheads serve` on a free port with a fresh SQLite database (as the browser tests do), runs
 a sweep of the `smoke` preset (dense, s=0.5 and s=0.9; 8 rounds each, a minute or two on 2 cores),
 and photographs the pages in Debian's headless Chromium, offline: a request outside 127.0.0.1 is an
-error. Not a test; run it after changing a page.
+error; then starts one longer run and photographs the head of its page mid-round (the progress line).
+Not a test; run it after changing a page.
 """
 
 from __future__ import annotations
@@ -84,9 +85,29 @@ def take(server: Server, ids: list[str], out: Path, color_scheme: str) -> None:
               out / "screenshot-compare.png")
         shoot(page, f"{server.url}/", f"document.querySelectorAll('#experiments tbody tr').length === {len(ids)}",
               out / "screenshot-list.png")
+        shoot_live(page, server, out / "screenshot-progress.png")
         ctx.close()
     if outside:
         sys.exit(f"the pages asked for outside URLs: {outside}")
+
+
+def shoot_live(page: Any, server: Server, path: Path) -> None:
+    """The head of a running job's page once its progress line shows a step and the time left; then cancel it."""
+    with server.api() as api:
+        resp = api.post("/api/v1/experiments", json={"name": "smoke, running", "preset": "smoke",
+                                                    "overrides": {"rounds": 8, "local_steps": 200}})
+        resp.raise_for_status()
+        exp_id = resp.json()["id"]
+        try:
+            page.goto(f"{server.url}/experiments/{exp_id}")
+            page.wait_for_function("(() => { const t = document.getElementById('live-progress').textContent; "
+                                   "return / · step [1-9]/.test(t) && /s left in the round/.test(t); })()",
+                                   timeout=120_000)
+            height = page.evaluate("Math.ceil(document.querySelector('.cards').getBoundingClientRect().top) - 8")
+            page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1280, "height": height})
+            print(f"wrote {path}")
+        finally:
+            api.post(f"/api/v1/experiments/{exp_id}/cancel")
 
 
 def main(argv: list[str] | None = None) -> None:
