@@ -22,10 +22,10 @@ does not give these views what they need cheaply:
 SameSite=Strict; never the token) and a ``fedheads_csrf`` cookie that the page scripts echo
 in ``X-CSRF-Token`` (app/core/security.py); ``/logout`` clears both.
 
-Sweeps: the form launches the dense baseline and each chosen sparsity as sibling
-experiments named ``<name> [sweep <tag>] s=<sparsity>``, where ``<tag>`` is a short
-random id the page draws. The tag is how siblings find each other: the detail page
-overlays the sibling with sparsity 0, and links to the sweep's compare view.
+Studies: a run that belongs to a study (``experiments.study_id``; the form's sweep option
+creates one with ``POST /api/v1/studies``) links to its study's compare view
+(``/compare?study=<id>``), and the detail page overlays its study's baseline run of the same seed.
+Membership is the foreign key only, never the run's name.
 
 Static files come from ``static/``; ``plotly.min.js`` comes from the installed
 ``plotly`` package (never a CDN), so every page works offline.
@@ -34,7 +34,6 @@ Static files come from ``static/``; ``plotly.min.js`` comes from the installed
 from __future__ import annotations
 
 import importlib.util
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,7 +60,7 @@ from app.core.security import (
     token_matches,
 )
 from app.form_rules import form_rules
-from app.models import STATUSES, Event, Experiment, Round
+from app.models import STATUSES, Event, Experiment, Round, Study
 from app.schemas import ExperimentCreate
 from app.services import advice, comparison, listing
 from app.services import experiments as svc
@@ -74,8 +73,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
 PLOTLY_JS = "plotly.min.js"
-SWEEP_TAG = re.compile(r"\[sweep ([0-9a-z]{1,16})\]")
 MAX_COMPARE = 12
+MAX_STUDY_LINKS = 200
 
 _env = Environment(
     loader=FileSystemLoader(TEMPLATE_DIR),
@@ -200,22 +199,23 @@ def _row(exp: Experiment | Row[Any], figures: dict[str, Any] | None) -> dict[str
     out = experiment_out(exp, None).model_dump(mode="json")
     out.pop("latest_round", None)
     out["figures"] = figures or dict(listing.NO_FIGURES)
-    out["sweep"] = sweep_tag(exp.name)
+    # the study's id under the key the list's script links by (static/js/experiments.js: /compare?sweep=)
+    study_id = getattr(exp, "study_id", None)
+    out["sweep"] = str(study_id) if study_id is not None else None
     return out
 
 
-def sweep_tag(name: str) -> str | None:
-    m = SWEEP_TAG.search(name)
-    return m.group(1) if m else None
-
-
 def _siblings(db: Any, exp: Experiment) -> list[dict[str, Any]]:
-    tag = sweep_tag(exp.name)
-    if tag is None:
+    """The other runs of the experiment's study (by ``study_id``), each with whether it is the study's
+    baseline run of the same seed."""
+    if exp.study_id is None:
         return []
-    rows = db.scalars(select(Experiment).where(Experiment.name.contains(f"[sweep {tag}]"))
-                      .order_by(Experiment.created_at).limit(50)).all()
+    study = db.get(Study, exp.study_id)
+    baseline = (study.definition or {}).get("baseline") if study is not None else None
+    rows = db.scalars(select(Experiment).where(Experiment.study_id == exp.study_id)
+                      .order_by(Experiment.seed, Experiment.created_at).limit(MAX_STUDY_LINKS)).all()
     return [{"id": str(r.id), "name": r.name, "status": r.status, "sparsity": (r.spec or {}).get("sparsity"),
+             "variant": r.variant, "seed": r.seed, "baseline": r.variant == baseline and r.seed == exp.seed,
              "self": r.id == exp.id} for r in rows]
 
 
@@ -314,21 +314,22 @@ def experiment_page(request: Request, experiment_id: str, db: DbDep) -> HTMLResp
     row["info"] = exp.info
     row["has_adapter"] = bool(exp.adapter_path)
     siblings = _siblings(db, exp)
-    dense = next((s for s in siblings if not s["self"] and s["sparsity"] == 0), None)
+    dense = next((s for s in siblings if not s["self"] and s["baseline"]), None)
     return templates.TemplateResponse(request, "experiment.html", {
         "active": "", "exp": row, "siblings": siblings, "dense": dense, "created": exp.created_at,
-        "sweep_ids": ",".join(s["id"] for s in siblings),
+        "sweep_ids": ",".join(s["id"] for s in siblings[:MAX_COMPARE]),
     })
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request, db: DbDep, ids: Annotated[list[str] | None, Query()] = None,
-                 sweep: str | None = None) -> HTMLResponse:
-    """``ids`` (comma-separated or repeated), or every member of a ``sweep`` tag."""
+                 study: str | None = None, sweep: str | None = None) -> HTMLResponse:
+    """``ids`` (comma-separated or repeated), or the runs of a ``study`` (``sweep``: the same, as the list links)."""
     wanted = [p.strip() for raw in ids or [] for p in raw.split(",") if p.strip()]
-    if sweep and re.fullmatch(r"[0-9a-z]{1,16}", sweep):
-        members = db.scalars(select(Experiment.id).where(Experiment.name.contains(f"[sweep {sweep}]"))
-                             .order_by(Experiment.created_at).limit(MAX_COMPARE)).all()
+    study_id = _parse_id(study or sweep or "")
+    if study_id is not None:
+        members = db.scalars(select(Experiment.id).where(Experiment.study_id == study_id)
+                             .order_by(Experiment.seed, Experiment.created_at).limit(MAX_COMPARE)).all()
         wanted += [str(m) for m in members]
     parsed = [u for u in (_parse_id(p) for p in wanted) if u is not None]
     chosen = list(dict.fromkeys(parsed))[:MAX_COMPARE]

@@ -1,7 +1,7 @@
 /* New-experiment form: presets, a spec read from the generated fields, server validation shown per field
    (as the fields change and on submit: both are the server's words, from POST /ui/validate and the API's 422),
    model and dataset chosen from the catalog, fields that do not apply hidden (app/form_rules.py), and
-   sparsity sweeps (dense baseline + chosen sparsities as sibling experiments sharing a sweep tag). */
+   sparsity sweeps (a study, POST /api/v1/studies: the dense baseline and each chosen sparsity as its variants). */
 "use strict";
 
 (() => {
@@ -317,12 +317,6 @@
     return values.sort((a, b) => a - b);
   }
 
-  function newTag() {
-    const bytes = new Uint8Array(4);
-    crypto.getRandomValues(bytes);
-    return [...bytes].map((b) => b.toString(36).padStart(2, "0")).join("").slice(0, 6);
-  }
-
   function go(exp) { window.location.href = `/experiments/${exp.id}`; }
 
   async function submitOne(body) {
@@ -333,24 +327,30 @@
     return null;
   }
 
+  /** A study's 422 item as the form's own: a variant's or the base's field is the spec's field. */
+  function studyError(item) {
+    const loc = (item.loc || []).filter((p) => p !== "body");
+    if (loc[0] === "variants" && loc.length > 2) return [{ ...item, loc: ["spec", ...loc.slice(2)] }, `variant ${loc[1]}`];
+    if (loc[0] === "base" && loc[1] === "overrides") return [{ ...item, loc: ["spec", ...loc.slice(2)] }, ""];
+    return [item, ""];
+  }
+
   async function submitSweep(spec, name) {
     let values;
     try { values = sweepMembers(); } catch (err) { fieldError("sweep-values", err.message); sweepValues.focus(); return; }
-    const tag = newTag();
-    const base = name || `${spec.model}-${spec.dataset}`;
-    const bodies = values.map((s) => ({ name: `${base} [sweep ${tag}] s=${s}`, spec: { ...spec, sparsity: s } }));
-    for (const body of bodies) {  // validate every member before starting any
-      const res = await api("POST", "/ui/validate", body);
-      if (!res.ok) { showErrors(res.data ? res.data.detail : res.status, `sparsity ${body.spec.sparsity}`); return; }
+    const { seed, ...base } = spec;  // a study's seeds are its own list
+    const variants = Object.fromEntries(values.map((s) => [`s=${s}`, { sparsity: s }]));
+    const body = { name: name || `${spec.model}-${spec.dataset}`, base: { preset: null, overrides: base },
+                   variants, seeds: [seed ?? 0], baseline: "s=0" };
+    const res = await api("POST", "/api/v1/studies", body);
+    const study = res.status === 201 ? res.data : res.status === 503 && res.data ? res.data.study : null;
+    if (!study) {
+      const detail = res.data ? res.data.detail : `server answered ${res.status}`;
+      if (!Array.isArray(detail)) { showErrors(detail); return; }
+      for (const item of detail) showErrors(...studyError(item));
+      return;
     }
-    const made = [];
-    for (const body of bodies) {
-      submitNote.textContent = `submitting ${made.length + 1} of ${bodies.length}…`;
-      const exp = await submitOne(body);
-      if (!exp) return;
-      made.push(exp);
-    }
-    go(made.find((e) => e.spec.sparsity > 0) || made[0]);
+    go(study.runs.find((r) => r.variant !== study.definition.baseline) || study.runs[0]);
   }
 
   form.addEventListener("submit", async (ev) => {

@@ -20,7 +20,7 @@ from app.core.migrate import upgrade
 from app.main import create_app
 from app.models import STATUSES
 from fedcore.spec import ExperimentSpec
-from tests.e2e.seed import T5_BLOCKS, add_experiment
+from tests.e2e.seed import T5_BLOCKS, add_experiment, add_study
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -107,12 +107,12 @@ def seeded(app_client: TestClient) -> dict[str, uuid.UUID]:
         out["xss"] = add_experiment(
             s, name='<script>alert("x")</script> & co', status="running", rounds_done=1
         ).id
-        out["dense"] = add_experiment(
-            s, name="sw [sweep ab12cd] s=0", status="succeeded", rounds_done=4, sparsity=0.0
-        ).id
-        out["pruned"] = add_experiment(
-            s, name="sw [sweep ab12cd] s=0.9", status="running", rounds_done=2, sparsity=0.9
-        ).id
+        dense = add_experiment(s, name="sw dense", status="succeeded", rounds_done=4, sparsity=0.0)
+        pruned = add_experiment(s, name="sw s=0.9", status="running", rounds_done=2, sparsity=0.9)
+        # a run whose name looks like an old sweep's is no member of anything: membership is study_id only
+        add_experiment(s, name="sw [sweep ab12cd] s=0.5", status="succeeded", rounds_done=1)
+        out["dense"], out["pruned"] = dense.id, pruned.id
+        out["study"] = add_study(s, name="sw", runs={("dense", 0): dense, ("s=0.9", 0): pruned}, baseline="dense").id
     return out
 
 
@@ -228,8 +228,10 @@ def test_compare_page_by_ids_by_sweep_and_empty(app_client: TestClient, seeded: 
     assert resp.status_code == 200
     assert_well_formed(resp.text)
     assert "exp-succeeded" in resp.text and "t5 run" in resp.text and "chart-pareto" in resp.text
-    sweep = app_client.get("/compare", params={"sweep": "ab12cd"}).text
-    assert sweep.count('<tr data-id="') == 2
+    study = app_client.get("/compare", params={"study": str(seeded["study"])}).text
+    assert study.count('<tr data-id="') == 2 and "sw dense" in study and "sw s=0.9" in study
+    assert app_client.get("/compare", params={"sweep": str(seeded["study"])}).text.count('<tr data-id="') == 2
+    assert app_client.get("/compare", params={"sweep": "ab12cd"}).text.count('<tr data-id="') == 0
     empty = app_client.get("/compare")
     assert empty.status_code == 200 and "chart-pareto" not in empty.text
     assert_well_formed(empty.text)
@@ -253,7 +255,8 @@ def test_list_data_sums_headline_figures_like_summarize(
     assert done["figures"]["ops_reduction"] == pytest.approx(1.0)
     queued = items[str(seeded["queued"])]["figures"]
     assert queued["rounds"] == 0 and queued["best_accuracy"] is None and queued["uplink_advantage"] is None
-    assert items[str(seeded["dense"])]["sweep"] == "ab12cd"
+    assert items[str(seeded["dense"])]["sweep"] == str(seeded["study"])
+    assert items[str(seeded["succeeded"])]["sweep"] is None
     running = app_client.get("/ui/experiments", params={"status": "running"}).json()["items"]
     assert {i["status"] for i in running} == {"running"}
 

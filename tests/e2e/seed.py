@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.models import Client, Event, Experiment, Round
+from app.models import Client, Event, Experiment, Round, Study
 from fedcore.spec import ExperimentSpec, merged_fields
 
 BERT_BLOCKS = [f"enc.{i}" for i in range(4)]
@@ -123,3 +123,17 @@ def add_experiment(session: Session, *, name: str, status: str, rounds_done: int
             "status": status, "rounds_done": rounds_done, "rounds_total": rounds_total, "error": error}))
     session.flush()
     return exp
+
+
+def add_study(session: Session, *, name: str, runs: dict[tuple[str, int], Experiment], baseline: str) -> Study:
+    """A study row over experiments already added: each ``(variant, seed)`` run gets its ``study_id``."""
+    variants = list(dict.fromkeys(v for v, _ in runs))
+    study = Study(id=uuid.uuid4(), name=name, definition={
+        "name": name, "base": {"preset": "smoke", "overrides": {}}, "variants": {v: {} for v in variants},
+        "seeds": sorted({s for _, s in runs}), "baseline": baseline, "targets": []})
+    session.add(study)
+    session.flush()
+    for (variant, seed), exp in runs.items():
+        exp.study_id, exp.variant, exp.seed = study.id, variant, seed
+    session.flush()
+    return study

@@ -123,7 +123,9 @@ def test_form_submits_a_tiny_preset_and_the_page_follows_it_live(page: Any, serv
     assert shot.stat().st_size > 50_000
 
 
-def test_a_sweep_launches_dense_and_pruned_siblings_and_overlays_the_dense_one(page: Any, server: Server) -> None:
+def test_a_sweep_launches_a_study_of_dense_and_pruned_runs_and_overlays_the_dense_one(
+    page: Any, server: Server
+) -> None:
     open_form(page, server)
     page.fill("#f-name", "sweep")
     fill(page, {**TINY, "rounds": 2})
@@ -131,8 +133,14 @@ def test_a_sweep_launches_dense_and_pruned_siblings_and_overlays_the_dense_one(p
     page.fill("#sweep-values", "0.5")
     page.click("#submit")
     page.wait_for_url(EXP_URL)
-    assert re.fullmatch(r"sweep \[sweep [0-9a-z]+\] s=0\.5", page.text_content("h1"))
+    assert re.fullmatch(r"sweep · s=0\.5 · seed \d+", page.text_content("h1"))
     assert page.locator("#dense-link").is_visible()
+    with server.api() as api:  # one study, its runs linked by key
+        studies = api.get("/api/v1/studies").json()["items"]
+        study = api.get(f"/api/v1/studies/{studies[0]['id']}").json()
+    assert [s["name"] for s in studies] == ["sweep"] and study["definition"]["baseline"] == "s=0"
+    assert [r["variant"] for r in study["runs"]] == ["s=0", "s=0.5"]
+    assert page.url.endswith(study["runs"][1]["id"])
     wait_status(page, "succeeded", 150)
     # the dense sibling ran first; its two points are overlaid (traces 2 and 3) next to this run's two
     page.wait_for_function("""() => { const d = document.getElementById('chart-acc').data;

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import InProcessServer
-from tests.e2e.seed import add_experiment
+from tests.e2e.seed import add_experiment, add_study
 
 NAMES = "() => [...document.querySelectorAll('#experiments tbody tr')].map((tr) => tr.querySelector('a.name').textContent)"
 
@@ -132,12 +132,13 @@ def test_runs_are_deleted_from_the_list_and_from_their_page(quiet_server: InProc
     listed(page, ["epsilon running", "delta queued", "gamma s=0.5"])
 
 
-def test_a_sweep_member_has_one_sweep_link(quiet_server: InProcessServer, page: Any) -> None:
+def test_a_study_run_has_one_link_to_its_study(quiet_server: InProcessServer, page: Any) -> None:
     with quiet_server.sessions.begin() as s:
-        add_experiment(s, name="run [sweep ab12] s=0.5", status="succeeded", rounds_done=1)
+        run = add_experiment(s, name="run s=0.5", status="succeeded", rounds_done=1)
+        study = add_study(s, name="run", runs={("s=0.5", 0): run}, baseline="s=0.5")
     page.goto(quiet_server.url)
-    listed(page, ["run [sweep ab12] s=0.5"])
+    listed(page, ["run s=0.5"])
     page.wait_for_function("document.getElementById('list-note').textContent.includes('updated')")  # a poll ran
     links = page.locator('#experiments a[href^="/compare?sweep"]')
     assert links.count() == 1
-    assert links.get_attribute("href") == "/compare?sweep=ab12"
+    assert links.get_attribute("href") == f"/compare?sweep={study.id}"
