@@ -3,6 +3,8 @@ run, presets and assets, and serve and worker):
 
 - ``fedheads db upgrade``: apply the Alembic migrations
 - ``fedheads submit SPEC|--preset NAME --server URL [--wait]``: a REST client with a progress bar
+- ``fedheads study run FILE [--server URL]``: a study, here or on a server, with progress bars and its
+  table (app/study_cli.py)
 - ``fedheads openapi [--out FILE] [--check]``: the REST API's OpenAPI schema (docs/openapi.json)
 - ``fedheads docs-config [--check]``: the settings reference in docs/operations.md and .env.example
 """
@@ -220,7 +222,7 @@ def cmd_docs_config(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add the service's commands (db, submit, openapi, docs-config) to a parser's sub-commands."""
+    """Add the service's commands (db, submit, study, openapi, docs-config) to a parser's sub-commands."""
     d = sub.add_parser("db", help="database schema")
     dsub = d.add_subparsers(dest="db_command", required=True)
     up = dsub.add_parser("upgrade", help="apply the Alembic migrations")
@@ -250,3 +252,7 @@ def register(sub: Any) -> None:
     dc.add_argument("--env-example", default=str(ENV_EXAMPLE_PATH), help="the .env.example to write")
     dc.add_argument("--check", action="store_true", help="write nothing; exit 1 if either file is stale")
     dc.set_defaults(func=cmd_docs_config)
+
+    from app.study_cli import register as register_study
+
+    register_study(sub)
