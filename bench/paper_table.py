@@ -162,15 +162,21 @@ def _compute_sparsity(run: dict[str, Any]) -> float:
 
 
 def _last3(runs: list[dict[str, Any]]) -> float:
-    """Mean over runs of each run's mean accuracy over its last three rounds."""
-    return statistics.mean(statistics.mean(r["accuracy"][-3:]) for r in runs)
+    """Mean over runs of each run's mean accuracy over its last three rounds (fedcore/study_aggregate.py)."""
+    from fedcore.study_aggregate import last3
+
+    return statistics.mean(last3(r["accuracy"]) or 0.0 for r in runs)
 
 
 def _pm(values: list[float], scale: float = 100.0) -> str:
-    m = statistics.mean(values) * scale
-    if len(values) < 2:
+    """Mean ± half-range over seeds, as a study states it (fedcore.study_aggregate.Spread)."""
+    from fedcore.study_aggregate import Spread
+
+    s = Spread.of(values)
+    m = (s.mean or 0.0) * scale
+    if s.n < 2:
         return f"{m:.1f}"
-    return f"{m:.1f} ± {(max(values) - min(values)) * scale / 2:.1f}"
+    return f"{m:.1f} ± {(s.half_range or 0.0) * scale:.1f}"
 
 
 def plot(results: list[dict[str, Any]]) -> str:
@@ -218,7 +224,7 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         delta = f"{(statistics.mean(acc) - d_acc) * 100:+.1f}" if d_acc is not None else "-"
         tr, wall = mean("train_time_per_round", timed(rs)), mean("wall_per_round", timed(rs))
         lines.append(
-            f"| {n} | {len(rs)} | {_pm(acc)} | {delta} | {_pm([statistics.mean(r['accuracy'][-3:]) for r in rs])} | "
+            f"| {n} | {len(rs)} | {_pm(acc)} | {delta} | {_pm([_last3([r]) for r in rs])} | "
             f"{mean('uplink_per_round') / 1e6:.3f} | {mean('uplink_advantage'):.2f}x | "
             f"{statistics.mean(_compute_sparsity(r) for r in rs):.2f} | "
             f"{mean('total_advantage'):.2f}x | {mean('ops_reduction'):.2f}x | {mean('ops_attention_reduction'):.2f}x | "
