@@ -31,11 +31,15 @@ run: assets
 browser:
 	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-# tests/app/test_docs.py validates docker-compose.yml with a compose client (no Docker engine needed):
-# the docker CLI's compose plugin if present, else Debian's docker-compose package.
+# tests/app/test_docs.py validates docker-compose.yml with a compose client (the docker CLI's compose
+# plugin if present, else Debian's docker-compose package); tests/deploy builds and runs the stack with
+# Debian's docker.io (dockerd, which .ci/run starts) and debootstrap (deploy/base-image.sh).
 compose:
-	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq docker-compose; }
+	pkgs=""; \
+	command -v dockerd >/dev/null 2>&1 || pkgs="$$pkgs docker.io"; \
+	command -v debootstrap >/dev/null 2>&1 || pkgs="$$pkgs debootstrap"; \
+	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || pkgs="$$pkgs docker-compose"; \
+	[ -z "$$pkgs" ] || { apt-get update -qq && apt-get install -y -qq $$pkgs; }
 
 test: assets browser compose
 	$(PY) -m pytest -q
