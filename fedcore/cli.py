@@ -150,20 +150,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{spec.clients_per_round}/{spec.num_clients} clients, sparsity {spec.sparsity:g} "
                   f"({spec.prune_mode}), {spec.aggregation}, {spec.selection} -> {out}")
     t0 = time.perf_counter()
+    pool = None
+    if args.workers and args.workers > 1:  # started first: its processes load while this one does
+        from fedcore.client_pool import ProcessClientPool
+
+        pool = ProcessClientPool(spec, args.workers, paths)
     try:
         ctx = get_context(spec, paths)
     except Exception as err:  # missing asset, bad path: say what to do, not a traceback
+        if pool is not None:
+            pool.close()
         console.print(f"[red]cannot start:[/red] {err}")
         return 2
     console.print(f"loaded model and data in {time.perf_counter() - t0:.1f} s "
                   f"({len(ctx.blocks)} attention blocks x {ctx.blocks[0].num_heads} heads, "
                   f"{len(ctx.data.train)} train / {min(len(ctx.data.test), spec.eval_size)} test examples)")
-
-    pool = None
-    if args.workers and args.workers > 1:
-        from fedcore.client_pool import ProcessClientPool
-
-        pool = ProcessClientPool(spec, args.workers, paths)
 
     sent = {"bytes": 0}
     last: dict[str, Any] = {"acc": None}

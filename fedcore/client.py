@@ -25,6 +25,7 @@ from fedcore.importance import confidence_and_loss, gradient_importance
 from fedcore.lora_state import PEFT_PREFIX, LoraLayout, State, state_to
 from fedcore.models.families import Batch
 from fedcore.pruning import choose_kept, compute_heads, edge_blocks, ramped, sampled_keys, top_blocks
+from fedcore.spec import ExperimentSpec
 
 
 class Cancelled(RuntimeError):
@@ -65,11 +66,37 @@ class ClientUpdate:
     wall_time: float
     train_time: float
     extra: dict = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # probe passes not run (spec.probe_passes 'needed'): NaN figures
 
     def record(self) -> dict:
         """JSON-able figures (everything but the payload)."""
         d = {k: v for k, v in self.__dict__.items() if k != "payload"}
         return d
+
+
+def skipped_passes(spec: ExperimentSpec) -> list[str]:
+    """The probe passes a client skips: none with ``probe_passes='all'``; with 'needed', those whose
+    results nothing in the run uses (only the record and the dashboard show them).
+
+    'importance' (with the received model's loss from the same forward: 'loss_global') is used to
+    choose the kept heads (sparsity > 0; at 0 every head is kept), by head_weighted aggregation and by
+    head_coverage selection; 'loss_global' and 'loss_local' by loss_gap selection; 'loss_pruned'
+    (drop mode's extra pass) by nothing.
+    """
+    if spec.probe_passes == "all":
+        return []
+    uses_importance = spec.sparsity > 0 or spec.aggregation == "head_weighted" or spec.selection == "head_coverage"
+    uses_losses = spec.selection == "loss_gap"
+    skip = []
+    if not uses_importance:
+        skip.append("importance")
+    if not uses_losses:
+        if not uses_importance or spec.importance == "gradient":  # confidence gives it from its own forward
+            skip.append("loss_global")
+        skip.append("loss_local")
+    if spec.prune_mode == "drop" and spec.sparsity > 0:
+        skip.append("loss_pruned")
+    return skip
 
 
 def client_seed(seed: int, round_: int, client: int) -> int:
@@ -248,9 +275,13 @@ def train_client(
 
     # 1. importance on local data, with the received global model
     num_blocks, num_heads = len(ctx.blocks), ctx.blocks[0].num_heads
-    if spec.importance == "gradient":
+    skip = skipped_passes(spec)
+    if "importance" in skip:  # nothing uses the scores: every head kept, NaN in the record and the upload
+        importance = torch.full((num_blocks, num_heads), math.nan)
+        loss_global = math.nan if "loss_global" in skip else mean_loss(ctx, ctx.model, probe)
+    elif spec.importance == "gradient":
         importance = gradient_importance(ctx.family, ctx.model, probe, ctx.blocks, prefix=PEFT_PREFIX)
-        loss_global = mean_loss(ctx, ctx.model, probe)
+        loss_global = math.nan if "loss_global" in skip else mean_loss(ctx, ctx.model, probe)
     else:  # the global model's loss on the sample comes from the same forward passes
         exclude = ctx.special_ids if spec.importance_exclude_special else []
         importance, loss_global = confidence_and_loss(ctx.family, ctx.model, probe, num_blocks, num_heads,
@@ -282,7 +313,7 @@ def train_client(
             scale_kept_heads(model, ctx.blocks, compute, prefix=PEFT_PREFIX)
         if not bool(torch.equal(compute, kept)):  # heads in the forward but not uploaded: frozen
             restore = _freeze_restorer(ctx, model, kept, present=compute)
-        loss_pruned = mean_loss(ctx, model, probe)
+        loss_pruned = math.nan if "loss_pruned" in skip else mean_loss(ctx, model, probe)
     else:
         model = ctx.model
         if spec.sparsity > 0:
@@ -340,7 +371,7 @@ def train_client(
     model.eval()
 
     # 5. loss of the trained local model on the same sample (loss-gap selection)
-    loss_local = mean_loss(ctx, model, probe)
+    loss_local = math.nan if "loss_local" in skip else mean_loss(ctx, model, probe)
 
     # 6. upload: shared halves + kept slices (a dropped copy's tensors are already sliced)
     if dropped and bool(torch.equal(compute, kept)):  # the copy's tensors are already the upload's slices
@@ -361,4 +392,5 @@ def train_client(
         train_loss=float(np.mean(losses)) if losses else float("nan"), steps=steps,
         ops=ops.whole_step, ops_dense=ops_dense.whole_step, ops_attention=ops.attention_lora,
         ops_attention_dense=ops_dense.attention_lora, wall_time=time.perf_counter() - t0, train_time=train_time,
+        skipped=skip,
     )

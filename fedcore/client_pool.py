@@ -1,12 +1,15 @@
 """Client pools beyond the sequential one: a pool of worker processes.
 
 Each worker process builds its own :class:`~fedcore.context.RunContext` from the
-spec (once) and trains the clients it is given. A client's update depends only
+spec once, when it starts, and trains the clients it is given. The pool starts its
+processes when it is made (not at the first round), so they load the model and data
+while the caller loads its own, and the same warm processes serve every round. A client's update depends only
 on its inputs, so the pool gives exactly the sequential pool's results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +26,10 @@ def _init(spec_json: str, paths: Paths | None) -> None:
     global _worker_spec, _worker_paths
     _worker_spec = ExperimentSpec.model_validate_json(spec_json)
     _worker_paths = paths
+    # warm: the first round finds the model and data loaded (a failure is raised again by the first task,
+    # where the caller sees it)
+    with contextlib.suppress(Exception):
+        get_context(_worker_spec, _worker_paths)
 
 
 def _train(task: ClientTask) -> ClientUpdate:
@@ -38,6 +45,8 @@ class ProcessClientPool:
             max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init,
             initargs=(spec.model_dump_json(), paths),
         )
+        for _ in range(workers):  # starts every worker process now (a spawned pool starts one per waiting task)
+            self._pool.submit(int)
 
     def __call__(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
         return list(self._pool.map(_train, tasks))

@@ -83,6 +83,9 @@ class RoundResult:
     train_loss: float
     wall_time: float
     finished_at: float = field(default_factory=time.time)
+    # probe passes the clients skipped (spec.probe_passes 'needed'): 'importance' leaves global_importance
+    # and the clients' importance NaN (null in JSON), the loss names leave those client losses null
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float | None:
@@ -263,6 +266,7 @@ def run_simulation(
             ops_attention_dense=sum(u.ops_attention_dense for u in updates),
             train_loss=sum(u.train_loss * u.num_examples for u in updates) / max(sum(u.num_examples for u in updates), 1),
             wall_time=time.perf_counter() - t0,
+            skipped=sorted({p for u in updates for p in u.skipped}),
         )
         results.append(result)
         records.append(result.to_dict())

@@ -131,6 +131,14 @@ class ExperimentSpec(BaseModel):
     importance_exclude_special: bool = Field(
         False, description="Exclude special end tokens ([SEP], </s>) from the query positions of confidence."
     )
+    probe_passes: Literal["all", "needed"] = Field(
+        "all",
+        description="'all': every client scores its heads and measures its sample's loss under the received "
+        "model, the pruned model (drop mode) and the trained one, for the record and the dashboard; 'needed': "
+        "only the passes the run itself uses (importance when heads are pruned, aggregation is head_weighted "
+        "or selection is head_coverage; the losses for loss_gap selection); each "
+        "round's record names the skipped ones, and every other figure is the same as with 'all'.",
+    )
     sparsity: float = Field(0.0, ge=0, le=0.99, description="Fraction s of attention heads each client prunes.")
     prune_mode: Literal["mask", "drop"] = Field(
         "mask",

@@ -199,6 +199,10 @@ const FHPanels = ({ S, P, exp }) => {
       note = c ? `Round ${rec.round}: client ${c.client}'s own scores on its local data.`
         : `Client ${S.impSource} was not selected in round ${rec.round}; no scores.`;
     }
+    if ((rec.skipped || []).includes("importance")) {  // probe_passes 'needed': nothing in the run used the scores
+      matrix = null;
+      note = `Round ${rec.round}: not computed (probe_passes "needed": nothing in this run uses head importance).`;
+    }
     $("imp-note").textContent = note;
     P.paint("chart-imp", () => {
       const flat = (matrix || []).flat().filter((v) => v !== null);

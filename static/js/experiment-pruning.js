@@ -14,6 +14,7 @@ const FHPruning = ({ S, P, xOf, xAxis }) => {
     ["loss_local", "after local training", C[2]],
   ];
   const NOT_RECORDED = "Not recorded: this run was stored before clients recorded the loss of the pruned network.";
+  const SKIPPED = "Not computed: with probe_passes \"needed\" the clients skip the probe losses nothing in this run uses.";
 
   const finite = (v) => typeof v === "number" && Number.isFinite(v);
   // xOf(record) and xAxis(): the page's x of a round and x axis (the round, or elapsed wall time; experiment-panels.js)
@@ -55,7 +56,7 @@ const FHPruning = ({ S, P, xOf, xAxis }) => {
     if (!S.pruneLoss) {
       if (!recs.some(recorded)) {
         $(CHART).hidden = true;
-        $("pl-note").textContent = NOT_RECORDED;
+        $("pl-note").textContent = recs.some((r) => (r.skipped || []).includes("loss_local")) ? SKIPPED : NOT_RECORDED;
         return;
       }
       S.pruneLoss = true;

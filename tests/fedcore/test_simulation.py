@@ -155,3 +155,56 @@ def test_final_adapter_loads_with_peft(sequential_run, smoke_spec, tmp_path: Pat
     sd = get_peft_model_state_dict(loaded)
     for k, v in sequential_run.final_state.items():
         assert torch.equal(sd[k], v), k
+
+
+def _contexts_loaded(_: int) -> int:
+    """In a pool worker: how many run contexts the process holds."""
+    from fedcore import context
+
+    return len(context._CACHE)
+
+
+def test_process_pool_starts_warm(smoke_spec) -> None:
+    """The pool's processes start when it is made and load the model and data in their initializer, so the
+    first round's tasks find them loaded (the caller loads its own context meanwhile)."""
+    with ProcessClientPool(smoke_spec, workers=2) as pool:
+        assert len(pool._pool._processes) == 2  # started at construction, before any round
+        assert list(pool._pool.map(_contexts_loaded, range(4))) == [1, 1, 1, 1]
+
+
+SKIPPED_FIELDS = {"importance": ("importance",), "loss_global": ("loss_global", "loss_pruned"),
+                  "loss_local": ("loss_local",)}
+
+
+@pytest.mark.parametrize(("overrides", "skipped"), [
+    ({"sparsity": 0.0, "selection": "random", "aggregation": "fedavg"}, ["importance", "loss_global", "loss_local"]),
+    ({"sparsity": 0.0, "selection": "loss_gap", "aggregation": "fedavg"}, ["importance"]),
+    ({"sparsity": 0.5, "selection": "random", "aggregation": "head_weighted"}, ["loss_local"]),
+    ({"sparsity": 0.5, "selection": "random", "aggregation": "fedavg", "importance": "gradient"},
+     ["loss_global", "loss_local"]),
+])
+def test_needed_probe_passes_skip_what_nothing_uses_and_change_no_other_figure(overrides, skipped) -> None:
+    """probe_passes='needed' runs only the passes the run uses: the round record names the skipped ones,
+    their figures are null, and every other figure (accuracy, losses, bytes, OPs, selections, state) is
+    the one of probe_passes='all', bit for bit."""
+    base = dict(rounds=2, local_steps=3, eval_size=60, **overrides)
+    full_spec, lean_spec = preset("smoke", **base), preset("smoke", probe_passes="needed", **base)
+    full = run_simulation(full_spec, context=build_context(full_spec))
+    lean = run_simulation(lean_spec, context=build_context(lean_spec))
+    assert all(r.skipped == [] for r in full.rounds)
+    assert all(r.skipped == sorted(skipped) for r in lean.rounds)
+    a, b = _figures(full.rounds), _figures(lean.rounds)
+    gone = {f for p in skipped for f in SKIPPED_FIELDS[p]}
+    for ra, rb in zip(a, b, strict=True):
+        if "importance" in skipped:
+            assert all(v is None for row in rb["global_importance"] for v in row)
+            ra.pop("global_importance"), rb.pop("global_importance")
+        for ca, cb in zip(ra.pop("clients"), rb.pop("clients"), strict=True):
+            for f in gone:
+                assert cb[f] is None or (isinstance(cb[f], list) and all(v is None for row in cb[f] for v in row))
+                assert ca[f] is not None
+            assert cb.pop("skipped") == sorted(skipped) and ca.pop("skipped") == []
+            assert {k: v for k, v in ca.items() if k not in gone} == {k: v for k, v in cb.items() if k not in gone}
+        ra.pop("skipped"), rb.pop("skipped")
+        assert ra == rb  # accuracy, eval loss, bytes, OPs, selection, agreement, weights
+    assert all(torch.equal(full.final_state[k], lean.final_state[k]) for k in full.final_state)
