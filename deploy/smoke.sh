@@ -52,6 +52,7 @@ build() {
   compose build postgres redis api
   kill "$index_pid" 2>/dev/null || true
   trap - EXIT
+  docker image prune -f >/dev/null  # the previous fedheads:latest, untagged by a rebuild
   echo "timing: images $(since "$t1") s"
   echo "timing: build $(since "$t0") s"
   docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
