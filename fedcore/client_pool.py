@@ -1,7 +1,8 @@
 """Client pools beyond the sequential one: a pool of worker processes.
 
 Each worker process builds its own :class:`~fedcore.context.RunContext` from the
-spec once, when it starts, and trains the clients it is given. The pool starts its
+spec once, when it starts, trains the clients it is given and, between rounds,
+evaluates its share of the global model's test batches. The pool starts its
 processes when it is made (not at the first round), so they load the model and data
 while the caller loads its own, and the same warm processes serve every round. A client's update depends only
 on its inputs, so the pool gives exactly the sequential pool's results.
@@ -16,6 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from fedcore.client import ClientTask, ClientUpdate, train_client
 from fedcore.context import Paths, get_context
+from fedcore.evaluate import EvalPart, evaluate_part
+from fedcore.lora_state import State
 from fedcore.spec import ExperimentSpec
 
 _worker_spec: ExperimentSpec | None = None
@@ -37,10 +40,17 @@ def _train(task: ClientTask) -> ClientUpdate:
     return train_client(get_context(_worker_spec, _worker_paths), task)
 
 
+def _evaluate_part(job: tuple[State, int, int]) -> EvalPart:
+    assert _worker_spec is not None
+    state, part, parts = job
+    return evaluate_part(get_context(_worker_spec, _worker_paths), state, part, parts)
+
+
 class ProcessClientPool:
     """Train a round's clients in parallel worker processes (spawned, so torch state is clean)."""
 
     def __init__(self, spec: ExperimentSpec, workers: int, paths: Paths | None = None) -> None:
+        self._workers = workers
         self._pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init,
             initargs=(spec.model_dump_json(), paths),
@@ -50,6 +60,12 @@ class ProcessClientPool:
 
     def __call__(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
         return list(self._pool.map(_train, tasks))
+
+    def evaluate_parts(self, state: State) -> list[EvalPart]:
+        """The round's evaluation shared by the idle workers: worker k of n runs every n-th batch, at the
+        spec's thread count like the caller would, so :func:`~fedcore.evaluate.evaluate` gets the same
+        figures (``run_simulation`` uses it when the pool has it)."""
+        return list(self._pool.map(_evaluate_part, [(state, k, self._workers) for k in range(self._workers)]))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -254,7 +254,7 @@ def run_simulation(
         global_imp = agg.global_importance
         selector.update([ClientFeedback(client=u.client, round=rnd, loss_global=u.loss_global,
                                         loss_local=u.loss_local, kept=u.kept) for u in updates])
-        metrics = evaluate(ctx, state)
+        metrics = evaluate(ctx, state, getattr(pool, "evaluate_parts", None))  # a process pool shares it out
         result = RoundResult(
             round=rnd, metrics=metrics, selection=asdict(record), clients=[u.record() for u in updates],
             global_importance=agg.global_importance.tolist(), agreement=agg.agreement.tolist(),

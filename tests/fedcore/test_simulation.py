@@ -208,3 +208,17 @@ def test_needed_probe_passes_skip_what_nothing_uses_and_change_no_other_figure(o
         ra.pop("skipped"), rb.pop("skipped")
         assert ra == rb  # accuracy, eval loss, bytes, OPs, selection, agreement, weights
     assert all(torch.equal(full.final_state[k], lean.final_state[k]) for k in full.final_state)
+
+
+def test_process_pool_shares_evaluation_with_identical_figures() -> None:
+    """The pool's workers evaluate every n-th batch each (odd batch count, a trained state): the metrics are
+    those of one process evaluating every batch, to the bit."""
+    from fedcore.evaluate import evaluate
+
+    spec = preset("smoke", eval_size=60, eval_batch_size=8)
+    ctx = build_context(spec)
+    g = torch.Generator().manual_seed(7)
+    state = {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in ctx.initial_state.items()}
+    with ProcessClientPool(spec, workers=2) as pool:
+        shared = evaluate(ctx, state, pool.evaluate_parts)
+    assert shared == evaluate(ctx, state)
