@@ -41,7 +41,8 @@ def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_p
     text = saved[0].read_text()
     assert "- machine: " in text and "- command: `python " in text and "--quick" in text
     if script == "peer_flower.py":  # Flower is optional: its rows are there, or the output says they were skipped
-        assert "| fedheads run (sequential) | " in text and "| bare transformers+peft loop" in text
+        assert "| fedheads run (sequential" in text and "| fedheads run --workers 2" in text
+        assert "| bare transformers+peft loop" in text
         assert "| Flower (Ray, 2 actors x 1 thread) | " in text or "Flower is not installed" in res.stderr + text
     if script == "paper_table.py":  # accuracy per round of every run, plotted
         import xml.etree.ElementTree as ET
