@@ -4,7 +4,7 @@
     .venv/bin/python -m tests.e2e.screenshots --out /tmp/shots --color-scheme dark
 
 It starts `fedheads serve` on a free port with a fresh SQLite database (as the browser tests do), runs
-a sweep of the `smoke` preset (dense, s=0.5 and s=0.9; 8 rounds each, a minute or two on 2 cores),
+a study of the `smoke` preset (dense, s=0.5 and s=0.9; 8 rounds each, a minute or two on 2 cores),
 and photographs the pages in Debian's headless Chromium, offline: a request outside 127.0.0.1 is an
 error; then starts one longer run and photographs the head of its page mid-round (the progress line).
 Not a test; run it after changing a page.
@@ -27,17 +27,20 @@ OVERRIDES = {"rounds": 8}
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def run_sweep(server: Server, timeout: float) -> list[str]:
-    """The smoke sweep, one run after another (the dense one first, as the form submits a sweep); their ids."""
-    ids = []
+def run_sweep(server: Server, timeout: float) -> tuple[str, list[str]]:
+    """The smoke sweep as a study (dense, s=0.5, s=0.9; seed 0), tagged; its id and its runs' ids, dense first."""
     with server.api() as api:
-        for s in SPARSITIES:
-            resp = api.post("/api/v1/experiments", json={
-                "name": f"smoke [sweep {SWEEP}] s={s:g}", "preset": "smoke", "overrides": {**OVERRIDES, "sparsity": s},
+        resp = api.post("/api/v1/studies", json={
+            "name": f"smoke {SWEEP}", "base": {"preset": "smoke", "overrides": OVERRIDES},
+            "variants": {f"s={s:g}": {"sparsity": s} for s in SPARSITIES}, "seeds": [0], "baseline": "s=0"})
+        resp.raise_for_status()
+        study = resp.json()["id"]
+        runs = {r["variant"]: r["id"] for r in api.get(f"/api/v1/studies/{study}").json()["runs"]}
+        ids = [runs[f"s={s:g}"] for s in SPARSITIES]
+        for i, s in zip(ids, SPARSITIES, strict=True):
+            api.patch(f"/api/v1/experiments/{i}", json={
                 "tags": ["docs", "baseline"] if s == 0 else ["docs"],
-                "note": "dense reference of the docs sweep" if s == 0 else ""})
-            resp.raise_for_status()
-            ids.append(resp.json()["id"])
+                "note": "dense reference of the docs sweep" if s == 0 else ""}).raise_for_status()
 
         def done() -> bool:
             states = [api.get(f"/api/v1/experiments/{i}").json()["status"] for i in ids]
@@ -46,7 +49,7 @@ def run_sweep(server: Server, timeout: float) -> list[str]:
             return all(st == "succeeded" for st in states)
 
         wait_until(done, timeout, "the smoke sweep to finish", interval=1.0)
-    return ids
+    return study, ids
 
 
 def shoot(page: Any, url: str, ready: str, path: Path) -> None:
@@ -60,7 +63,7 @@ def shoot(page: Any, url: str, ready: str, path: Path) -> None:
     print(f"wrote {path}")
 
 
-def take(server: Server, ids: list[str], out: Path, color_scheme: str) -> None:
+def take(server: Server, study: str, ids: list[str], out: Path, color_scheme: str) -> None:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -79,7 +82,7 @@ def take(server: Server, ids: list[str], out: Path, color_scheme: str) -> None:
               "document.getElementById('stream-state').textContent.includes('stream closed') && "
               "document.getElementById('chart-acc').data && document.getElementById('chart-acc').data.length === 4",
               out / "screenshot-experiment.png")
-        shoot(page, f"{server.url}/compare?sweep={SWEEP}",
+        shoot(page, f"{server.url}/compare?study={study}",
               f"(() => {{ const gd = document.getElementById('chart-pareto'); "
               f"return gd && gd.data && gd.data.length === {len(ids)}; }})()",
               out / "screenshot-compare.png")
@@ -118,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fedheads-shots-") as tmp, serve_process(Path(tmp)) as server:
-        ids = run_sweep(server, args.timeout)
-        take(server, ids, args.out, args.color_scheme)
+        study, ids = run_sweep(server, args.timeout)
+        take(server, study, ids, args.out, args.color_scheme)
 
 
 if __name__ == "__main__":
