@@ -127,7 +127,8 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
     }
 
 
-def side_by_side(base: dict[str, Any], reps: int, extra: bool = False) -> dict[str, float]:
+def side_by_side(base: dict[str, Any], reps: int, extra: bool = False,
+                 only: list[str] | None = None) -> dict[str, float]:
     """Median local-training seconds of one client round per configuration, measured interleaved.
 
     The runs of the table are minutes apart on a shared machine, so their times drift with
@@ -142,6 +143,8 @@ def side_by_side(base: dict[str, Any], reps: int, extra: bool = False) -> dict[s
              *[(f"drop s={s}", {"sparsity": s, "prune_mode": "drop"}) for s in (0.5, 0.7, 0.9)]]
     if extra:
         timed += [(n, o) for n, o in EXTRA if o.get("prune_mode") == "drop" or o.get("train_top_blocks")]
+    if only:  # dense is always timed: every speed-up is against it
+        timed = [(n, o) for n, o in timed if n == "dense FedAvg" or n in only]
     ctxs = {name: build_context(preset("paper-dense", **{**base, **ov, "seed": 0})) for name, ov in timed}
     times: dict[str, list[float]] = {name: [] for name, _ in timed}
     for rep in range(reps + 1):
@@ -405,7 +408,7 @@ def main() -> int:
     timing_file = RESULTS / f"{stem}.timing.json"
     timing, timing_machine = None, ""
     if args.timing_reps and (args.timing or not args.report):
-        timing = side_by_side(base, 1 if args.quick else args.timing_reps, extra=args.extra)
+        timing = side_by_side(base, 1 if args.quick else args.timing_reps, extra=args.extra, only=args.only)
         timing_machine = machine()
         timing_file.write_text(json.dumps({"machine": timing_machine, "median_s": timing}))
     elif args.report and timing_file.exists():
