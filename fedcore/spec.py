@@ -283,14 +283,20 @@ def validate_spec(data: dict[str, Any]) -> ExperimentSpec:
         raise SpecError(format_validation_error(err)) from err
 
 
-def read_spec_file(path: str | Path) -> dict[str, Any]:
-    """The mapping a YAML or JSON spec file holds (YAML with ``safe_load`` only), not yet validated."""
+def read_mapping_file(path: str | Path, needs: str) -> dict[str, Any]:
+    """The mapping a YAML or JSON file holds (YAML with ``safe_load`` only), not yet validated;
+    anything else is a :class:`SpecError` ending in ``needs`` (what the file must hold)."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
     data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise SpecError(f"{p}: a spec file must hold a mapping of field: value")
+        raise SpecError(f"{p}: {needs}")
     return data
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML or JSON spec file holds (YAML with ``safe_load`` only), not yet validated."""
+    return read_mapping_file(path, "a spec file must hold a mapping of field: value")
 
 
 def split_preset(data: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:

@@ -12,7 +12,6 @@ Studies are fedheads' own; the aggregation follows what bench/paper_table.py did
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from fedcore.spec import SpecError, merged_fields
+from fedcore.spec import merged_fields, read_mapping_file
 
 # What a target can judge. The ``*_vs_baseline`` metrics are paired per seed against the baseline's run
 # of the same seed (points of the task's metric; ``train_speedup`` is baseline time / variant time).
@@ -174,12 +173,7 @@ class StudySpec(BaseModel):
 
 def read_study_file(path: str | Path) -> dict[str, Any]:
     """The mapping a YAML or JSON study file holds (YAML with ``safe_load`` only), not yet validated."""
-    p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise SpecError(f"{p}: a study file must hold a mapping (name, base, variants, seeds, baseline, targets)")
-    return data
+    return read_mapping_file(path, "a study file must hold a mapping (name, base, variants, seeds, baseline, targets)")
 
 
 def study_yaml(study: StudySpec) -> str:
