@@ -27,12 +27,12 @@ from app.api_docs import add_api_docs
 from app.core.body_limit import BodyLimit
 from app.core.config import Settings, get_settings
 from app.core.db import session_factory
-from app.pages import router as pages_router
 from app.services import spec_errors
 from app.services.dispatch import ExecutorFactory, NoExecutor, Reconciler
 from app.services.errors import InvalidInput, ServiceError
 from app.services.round_cache import RoundCache
 from app.services.stream import EventWatch
+from app.web import router as pages_router
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What a comparison of runs must say before its charts: which spec fields differ, and when the runs are not
 comparable as they stand (different models, datasets, or test examples).
 
-Pure functions of (id, name, spec) triples; the compare page (app/pages.py) renders what they return.
+Pure functions of (id, name, spec) triples; the compare page (app/web/views.py) renders what they return.
 """
 
 from __future__ import annotations

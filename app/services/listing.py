@@ -1,21 +1,27 @@
-"""Finding experiments: filters (status, a name search, a tag), sort orders and the headline figures.
+"""Finding experiments and the figures the dashboard shows for them.
 
-The figures are summed in SQL from the round columns with the definitions of
-``fedcore.simulation.summarize``: best accuracy (the highest round accuracy), uplink advantage
-(dense upload bytes / actual) and OPs reduction (dense training OPs / actual). The list can be
-sorted by them, so a page of 200 runs out of thousands is still the best 200.
+Filters (status, a name search, a tag) and sort orders; the headline figures per experiment: the
+round columns are summed in SQL and turned into figures by ``fedcore.summary.headline`` (the
+definitions ``fedcore.summary.summarize`` uses): best accuracy (the highest round accuracy), uplink
+advantage (dense upload bytes / actual) and OPs reduction (dense training OPs / actual). The list
+can be sorted by them (:func:`ordered` writes those ratios in SQL, so a page of 200 runs out of
+thousands is still the best 200). A row (:func:`row`) is one experiment as every dashboard view
+shows it; :func:`study_runs` lists the other runs of its study (by ``study_id``, never the name).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Float, Select, cast, exists, func, literal, select, true
+from sqlalchemy import ColumnElement, Float, Row, Select, cast, exists, func, literal, select, true
 from sqlalchemy.orm import Session
 
-from app.models import Experiment, Round
+from app.api.presenters import experiment_out
+from app.models import STATUSES, Experiment, Round, Study
+from fedcore.summary import headline
 
 SortKey = Literal["created", "name", "best_accuracy", "uplink_advantage", "ops_reduction"]
 SORT_KEYS: tuple[str, ...] = ("created", "name", "best_accuracy", "uplink_advantage", "ops_reduction")
@@ -110,14 +116,11 @@ def figures(db_session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[s
                func.sum(Round.ops_dense), func.sum(Round.wall_time))
         .where(Round.experiment_id.in_(ids)).group_by(Round.experiment_id)
     ).all()
-    out = {}
-    for exp_id, n, best, up, up_dense, down, ops, ops_dense, wall in rows:
-        out[exp_id] = {
-            "rounds": n, "best_accuracy": best, "bytes_up": up, "bytes_up_dense": up_dense, "bytes_down": down,
-            "uplink_advantage": (up_dense / up) if up else None,
-            "ops_reduction": (ops_dense / ops) if ops else None, "wall_time": wall,
-        }
-    return out
+    return {
+        exp_id: headline(rounds=n, best_accuracy=best, bytes_up=up, bytes_up_dense=up_dense, bytes_down=down,
+                         ops=ops, ops_dense=ops_dense, wall_time=wall)
+        for exp_id, n, best, up, up_dense, down, ops, ops_dense, wall in rows
+    }
 
 
 def all_tags(db_session: Session, limit: int = 200) -> list[str]:
@@ -128,3 +131,62 @@ def all_tags(db_session: Session, limit: int = 200) -> list[str]:
     rows = db_session.execute(select(each.c.value).select_from(_EXPERIMENTS.join(each, true())).distinct()
                               .order_by(each.c.value).limit(limit)).scalars().all()
     return [str(r) for r in rows]
+
+
+@dataclass
+class ListQuery:
+    """The list's filters and order, from the query string; anything unknown falls back to the default."""
+
+    status: str | None = None
+    q: str = ""
+    tag: str = ""
+    sort: str = "created"
+    order: str = "desc"
+
+    @classmethod
+    def of(cls, status: str | None, q: str | None, tag: str | None, sort: str | None,
+           order: str | None) -> ListQuery:
+        return cls(status=status if status in STATUSES else None, q=(q or "").strip()[:200],
+                   tag=(tag or "").strip()[:40], sort=sort if sort in SORT_KEYS else "created",
+                   order="asc" if order == "asc" else "desc")
+
+    def find(self, db_session: Session, limit: int) -> tuple[Sequence[Any], int]:
+        return find(db_session=db_session, status=self.status, q=self.q or None, tag=self.tag or None,
+                    sort=self.sort, descending=self.order == "desc", limit=limit, offset=0)
+
+
+def row(exp: Experiment | Row[Any], figures: dict[str, Any] | None) -> dict[str, Any]:
+    """One experiment as the dashboard shows it: the API's view (without a latest round) and its figures."""
+    out = experiment_out(exp, None).model_dump(mode="json")
+    out.pop("latest_round", None)
+    out["figures"] = figures or dict(NO_FIGURES)
+    # the study's id under the key the list's script links by (static/js/experiments.js: /compare?sweep=)
+    study_id = getattr(exp, "study_id", None)
+    out["sweep"] = str(study_id) if study_id is not None else None
+    return out
+
+
+def rows(db_session: Session, exps: Sequence[Experiment | Row[Any]]) -> list[dict[str, Any]]:
+    """:func:`row` for each experiment, with the figures of all of them read in one query."""
+    found = figures(db_session, [e.id for e in exps])
+    return [row(e, found.get(e.id)) for e in exps]
+
+
+def study_runs(db_session: Session, exp: Experiment, limit: int) -> list[dict[str, Any]]:
+    """The runs of the experiment's study (by ``study_id``; the experiment too, marked ``self``), each with
+    whether it is the study's baseline run of the same seed."""
+    if exp.study_id is None:
+        return []
+    study = db_session.get(Study, exp.study_id)
+    baseline = (study.definition or {}).get("baseline") if study is not None else None
+    found = db_session.scalars(select(Experiment).where(Experiment.study_id == exp.study_id)
+                               .order_by(Experiment.seed, Experiment.created_at).limit(limit)).all()
+    return [{"id": str(r.id), "name": r.name, "status": r.status, "sparsity": (r.spec or {}).get("sparsity"),
+             "variant": r.variant, "seed": r.seed, "baseline": r.variant == baseline and r.seed == exp.seed,
+             "self": r.id == exp.id} for r in found]
+
+
+def study_members(db_session: Session, study_id: uuid.UUID, limit: int) -> list[uuid.UUID]:
+    """The ids of a study's runs, by seed then age (the compare page's ``?study=``)."""
+    return list(db_session.scalars(select(Experiment.id).where(Experiment.study_id == study_id)
+                                   .order_by(Experiment.seed, Experiment.created_at).limit(limit)).all())
