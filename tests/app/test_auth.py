@@ -15,11 +15,12 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import make_url
 
 from app.core.config import Settings
 from app.core.security import SESSION_MAX_AGE, new_session, session_valid
 from tests.app.held import held_client
-from tests.app.stack import ROOT, free_port, fresh_schema, schema_url, wait_for
+from tests.app.stack import PG_URL, ROOT, free_port, fresh_schema, schema_url, wait_for
 
 TOKEN = "tok-" + "7f3a9c" * 6
 SMOKE = {"preset": "smoke", "overrides": {"rounds": 1}}
@@ -176,7 +177,9 @@ def test_settings_repr_hides_the_token_and_the_database_password() -> None:
 def test_token_and_db_password_never_appear_in_health_openapi_errors_or_the_server_log(tmp_path: Path) -> None:
     password = "pw-" + uuid.uuid4().hex
     fresh_schema("fedheads_auth")
-    db_url = schema_url("fedheads_auth", base=f"postgresql+psycopg2://postgres:{password}@127.0.0.1:5432/test")
+    # the test database's URL with a password in it (the server trusts local connections and ignores it)
+    with_password = make_url(PG_URL).set(password=password).render_as_string(hide_password=False)
+    db_url = schema_url("fedheads_auth", base=with_password)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDHEADS_")}
     env.update({"FEDHEADS_DATABASE_URL": db_url, "FEDHEADS_API_TOKEN": TOKEN, "PYTHONPATH": str(ROOT),
