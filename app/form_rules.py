@@ -39,6 +39,7 @@ APPLIES: dict[str, dict[str, list[str]]] = {
     "compute_ramp_rounds": {"prune_mode": ["drop"]},
     "compute_edge_blocks": {"prune_mode": ["drop"]},
     "drop_scaling": {"prune_mode": ["drop"]},
+    "compute_redraw_steps": {"prune_mode": ["drop"]},
     "head_weighting": {"aggregation": ["head_weighted"]},
     "poc_candidates": {"selection": ["power_of_choice"]},
     "selection_epsilon": {"selection": ["loss_gap"]},

@@ -50,6 +50,7 @@ TAIL_ROW = f"drop s=0.9, last {TAIL} steps dense"
 HR_DENSE = "dense FedAvg, heads-random init"
 SAMPLED_C5 = "drop s=0.9, compute s=0.5, sampled heads, heads-random init"
 TOP2 = "mask s=0.9, top 2 blocks"
+REDRAW = "drop s=0.9, compute s=0.5, scaled, re-drawn every 5 steps"
 EXTRA: list[tuple[str, dict[str, Any]]] = [
     (TAIL_ROW, {"sparsity": 0.9, "prune_mode": "drop", "drop_dense_steps": TAIL, **PRUNED}),
     ("mask s=0.9, per-block ranking", {"sparsity": 0.9, "prune_mode": "mask", "prune_ranking": "per_block", **PRUNED}),
@@ -82,6 +83,13 @@ EXTRA: list[tuple[str, dict[str, Any]]] = [
                                              "prune_ranking": "per_block", **PRUNED}),
     (f"{SAMPLED_C5}, scaled", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
                                "head_choice": "sampled", "lora_init": "heads_random", "drop_scaling": True, **PRUNED}),
+    # structured head dropout: the computed but not uploaded heads drawn again every few local steps (scaled, as in
+    # LayerDrop-style training), so the shared halves and the classifier learn across many sub-networks
+    (REDRAW, {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5, "drop_scaling": True,
+              "compute_redraw_steps": 5, **PRUNED}),
+    (f"{SAMPLED_C5}, scaled, re-drawn every 5 steps", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
+                                                       "head_choice": "sampled", "lora_init": "heads_random",
+                                                       "drop_scaling": True, "compute_redraw_steps": 5, **PRUNED}),
     # compute saved without touching the forward: the kept heads only in the top blocks, no backward below them
     (TOP2, {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 2, **PRUNED}),
     (f"{TOP2}, sampled heads", {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 2,

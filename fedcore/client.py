@@ -7,7 +7,6 @@ worker or twice gives the same update.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import warnings
@@ -25,6 +24,7 @@ from fedcore.importance import confidence_and_loss, gradient_importance
 from fedcore.lora_state import PEFT_PREFIX, LoraLayout, State, state_to
 from fedcore.models.families import Batch
 from fedcore.pruning import choose_kept, compute_heads, edge_blocks, ramped, sampled_keys, top_blocks
+from fedcore.redraw import REDRAW_SEED_OFFSET, carry_optimizer_state, dropped_copy, redraw_compute
 from fedcore.spec import ExperimentSpec
 
 
@@ -210,6 +210,13 @@ def _to_full_model(ctx: RunContext, dropped: nn.Module, present: Tensor, global_
     return ctx.model
 
 
+def _compute_sparsity(ctx: RunContext, round_: int) -> float:
+    """Drop mode's compute sparsity in a round: ``compute_sparsity`` (unset: ``sparsity``), ramped."""
+    spec = ctx.spec
+    target = spec.sparsity if spec.compute_sparsity is None else spec.compute_sparsity
+    return ramped(target, round_, spec.compute_ramp_rounds)
+
+
 def _compute_mask(ctx: RunContext, scores: Tensor, kept: Tensor, round_: int, trained: Tensor | None) -> Tensor:
     """The heads of the local forward: every head outside 'drop' mode; in 'drop' mode the
     (ramped) compute sparsity's heads, the edge blocks, the blocks that do not train
@@ -217,8 +224,7 @@ def _compute_mask(ctx: RunContext, scores: Tensor, kept: Tensor, round_: int, tr
     spec = ctx.spec
     if spec.prune_mode != "drop" or spec.sparsity <= 0:
         return torch.ones_like(kept)
-    target = spec.sparsity if spec.compute_sparsity is None else spec.compute_sparsity
-    s = ramped(target, round_, spec.compute_ramp_rounds)
+    s = _compute_sparsity(ctx, round_)
     whole = edge_blocks(ctx.blocks, spec.compute_edge_blocks)
     if trained is not None:
         whole |= ~trained
@@ -302,15 +308,11 @@ def train_client(
     drop = spec.sparsity > 0 and spec.prune_mode == "drop"
     dense_tail = min(spec.drop_dense_steps, steps) if drop else 0
     dropped = drop and dense_tail < steps  # some steps run on the copy with heads removed
+    redraw = spec.compute_redraw_steps if dropped and not bool(torch.equal(compute, kept)) else 0
     restore: Callable[[], None] | None = None
     loss_pruned = loss_global  # 'mask' mode trains the full forward
     if dropped:
-        from fedcore.drop import drop_heads, scale_kept_heads
-
-        model = copy.deepcopy(ctx.model)
-        drop_heads(model, ctx.blocks, compute, prefix=PEFT_PREFIX)
-        if spec.drop_scaling:
-            scale_kept_heads(model, ctx.blocks, compute, prefix=PEFT_PREFIX)
+        model = dropped_copy(ctx.model, ctx.blocks, compute, prefix=PEFT_PREFIX, scaling=spec.drop_scaling)
         if not bool(torch.equal(compute, kept)):  # heads in the forward but not uploaded: frozen
             restore = _freeze_restorer(ctx, model, kept, present=compute)
         loss_pruned = math.nan if "loss_pruned" in skip else mean_loss(ctx, model, probe)
@@ -342,6 +344,18 @@ def train_client(
                 restore = _freeze_restorer(ctx, model, kept)
                 undo.append(_freeze_blocks(ctx, model, trained))
                 opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+                model.train()
+            if dropped and redraw and step and step % redraw == 0:  # structured head dropout (fedcore/redraw.py)
+                new_compute = redraw_compute(importance, kept, _compute_sparsity(ctx, task.round), seed + REDRAW_SEED_OFFSET
+                                             + step // redraw, edge=edge_blocks(ctx.blocks, spec.compute_edge_blocks),
+                                             eligible=trained)
+                full = _to_full_model(ctx, model, compute, task.global_state)
+                new_model = dropped_copy(full, ctx.blocks, new_compute, prefix=PEFT_PREFIX, scaling=spec.drop_scaling)
+                restore = _freeze_restorer(ctx, new_model, kept, present=new_compute)
+                undo.append(_freeze_blocks(ctx, new_model, trained))
+                new_opt = torch.optim.AdamW(_trainable(new_model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+                carry_optimizer_state(opt, model, new_opt, new_model, layout, compute, new_compute)
+                model, opt, compute = new_model, new_opt, new_compute
                 model.train()
             if len(order) < spec.batch_size:
                 order += [idx[i] for i in rng.permutation(len(idx))]

@@ -187,6 +187,13 @@ class ExperimentSpec(BaseModel):
         "heads during local training, so the full model is the expectation of the sub-networks (HeteroFL's "
         "scaler, Diao et al. 2021).",
     )
+    compute_redraw_steps: int = Field(
+        0, ge=0, le=100_000,
+        description="'drop' mode with `compute_sparsity` below `sparsity`: every N local steps, draw again the "
+        "computed heads that are not uploaded (in proportion to importance, seeded), so local training runs "
+        "on changing sub-networks (structured head dropout, after LayerDrop, Fan et al. 2019; fedheads' own). "
+        "0: one draw per round.",
+    )
     train_top_blocks: int = Field(
         0, ge=0, le=1000,
         description="Train only the top N attention blocks of each stack: the kept heads are chosen among "
@@ -242,6 +249,12 @@ class ExperimentSpec(BaseModel):
             raise ValueError(
                 f"compute_sparsity ({self.compute_sparsity}) must be <= sparsity ({self.sparsity}): heads "
                 "removed from the forward cannot be trained and uploaded"
+            )
+        if self.compute_redraw_steps and self.prune_mode == "drop" and self.sparsity > 0 and (
+                self.compute_sparsity is None or self.compute_sparsity >= self.sparsity):
+            raise ValueError(
+                "compute_redraw_steps re-draws the heads computed but not uploaded: set compute_sparsity below "
+                f"sparsity ({self.sparsity}), or compute_redraw_steps to 0"
             )
         if self.train_top_blocks and (self.prune_ranking == "per_block" or self.min_heads_per_block):
             raise ValueError(

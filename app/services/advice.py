@@ -16,7 +16,8 @@ A spec *matches* a row when the two agree on every field that decides what is le
   train_top_blocks (absent from older rows: 0), and the sparsity within ``SPARSITY_TOLERANCE``;
 - when heads are pruned (sparsity > 0): prune_mode, head_choice, prune_ranking, min_heads_per_block;
 - in drop mode: the compute sparsity (``compute_sparsity``, unset meaning the sparsity; within the
-  same tolerance), drop_dense_steps, compute_ramp_rounds, compute_edge_blocks, drop_scaling.
+  same tolerance), drop_dense_steps, compute_ramp_rounds, compute_edge_blocks, drop_scaling, compute_redraw_steps
+  (absent from older rows: 0).
 
 Fields that only take effect in a mode are left out of the other modes' keys, so a mask-mode spec
 is not told apart from a benchmark row by a drop-mode option it never uses. Aggregation, selection,
@@ -55,9 +56,9 @@ SPARSITY_TOLERANCE = 0.05
 
 ALWAYS = ("model", "dataset", "partition", "pooling", "lora_init", "aggregation", "selection", "importance",
           "train_top_blocks")
-ABSENT_MEANS = {"train_top_blocks": 0}  # rows saved before a field existed ran with its default
+ABSENT_MEANS = {"train_top_blocks": 0, "compute_redraw_steps": 0}  # rows saved before a field existed ran with its default
 WHEN_PRUNED = ("prune_mode", "head_choice", "prune_ranking", "min_heads_per_block")
-IN_DROP_MODE = ("drop_dense_steps", "compute_ramp_rounds", "compute_edge_blocks", "drop_scaling")
+IN_DROP_MODE = ("drop_dense_steps", "compute_ramp_rounds", "compute_edge_blocks", "drop_scaling", "compute_redraw_steps")
 
 
 @dataclass(frozen=True)

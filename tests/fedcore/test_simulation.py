@@ -63,7 +63,7 @@ def test_same_seed_gives_identical_rounds_sequential_and_parallel(sequential_run
 def test_drop_options_give_identical_rounds_sequential_and_parallel() -> None:
     spec = preset("smoke", rounds=2, local_steps=3, eval_size=60, prune_mode="drop", sparsity=0.75,
                   compute_sparsity=0.5, compute_ramp_rounds=1, drop_scaling=True,
-                  head_choice="sampled")
+                  head_choice="sampled", compute_redraw_steps=1)
     sequential = run_simulation(spec, context=build_context(spec))
     with ProcessClientPool(spec, workers=2) as pool:
         parallel = run_simulation(spec, client_pool=pool, context=build_context(spec))
@@ -117,6 +117,9 @@ def test_smoke_training_lowers_eval_loss() -> None:
         {"prune_mode": "drop", "sparsity": 0.9, "compute_sparsity": 0.5, "compute_ramp_rounds": 1,
          "drop_scaling": True},
         {"model": "tiny-t5", "prune_mode": "drop", "sparsity": 0.75, "compute_sparsity": 0.5, "drop_scaling": True},
+        {"model": "tiny-t5", "prune_mode": "drop", "sparsity": 0.75, "compute_sparsity": 0.25, "compute_redraw_steps": 1},
+        {"model": "tiny-llama", "prune_mode": "drop", "sparsity": 0.75, "compute_sparsity": 0.5,
+         "compute_redraw_steps": 1},
         {"model": "tiny-t5", "dataset": "synthetic", "partition": "dirichlet", "dirichlet_alpha": 0.3},
     ],
 )
