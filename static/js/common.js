@@ -85,6 +85,10 @@ const FH = (() => {
 
   /* Okabe-Ito: a colour-blind-safe palette for lines (its black is the text colour, for the dark theme);
      heatmaps use Viridis. */
+  /** A job's final statuses (app/models.py's TERMINAL): nothing follows them but a resume. */
+  const TERMINAL = Object.freeze(["succeeded", "failed", "cancelled"]);
+  const byId = (id) => document.getElementById(id);
+
   const LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
     themeColour("--fg", "#000000")];
   const DENSE = themeColour("--dense", "#555555");
@@ -240,7 +244,7 @@ const FH = (() => {
   }
 
   return {
-    el, api, fmt, painter, LINE_COLOURS, DENSE, PLOT_CONFIG, layout, axis, copyText, pageData, shq, plotText, csv,
-    download, slug, chartCsv, themeColour,
+    el, byId, api, fmt, painter, TERMINAL, LINE_COLOURS, DENSE, PLOT_CONFIG, layout, axis, copyText, pageData, shq,
+    plotText, csv, download, slug, chartCsv, themeColour,
   };
 })();

@@ -9,7 +9,7 @@
   const { api, fmt, LINE_COLOURS: C, PLOT_CONFIG, layout, axis, pageData, plotText } = FH;
   const ids = pageData("compare-data") || [];
   const labels = pageData("compare-runs") || [];
-  const TERMINAL = ["succeeded", "failed", "cancelled"];
+  const { TERMINAL } = FH;
   const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down"];
   const xSel = document.getElementById("x-axis");
   let timer = null;

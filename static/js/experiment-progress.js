@@ -6,12 +6,13 @@
    (j - 1 + k/S) / M, the step itself extrapolated at the client's pace since its last report) stretches the time
    the round has taken into the time its clients will take, plus what the recorded rounds spent outside their
    clients (selection, aggregation, evaluation); before any client has moved, the recorded rounds' mean. The rest
-   of the run: the rounds still to come at the recorded rounds' mean (this round's estimate before any is recorded). */
+   of the run: the rounds still to come at the recorded rounds' mean (this round's estimate before any is recorded).
+   A function of the page state's read-only view (experiment-state.js); it keeps the latest report. */
 "use strict";
 
-const FHProgress = ({ S, exp }) => {
+const FHProgress = ({ view }) => {
   const { fmt } = FH;
-  const $ = (id) => document.getElementById(id);
+  const $ = FH.byId;
   const RECENT = 3;  // recorded rounds that the means are taken over
 
   const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
@@ -80,14 +81,14 @@ const FHProgress = ({ S, exp }) => {
 
   function render() {
     const line = $("live-progress");
-    const running = S.status === "running";
+    const running = view.status === "running";
     line.hidden = !(running && live);
     if (running && live) {
-      line.textContent = describe(live.p, (Date.now() - live.got) / 1000, S.records);
+      line.textContent = describe(live.p, (Date.now() - live.got) / 1000, view.records);
       line.dataset.phase = live.p.phase;
     }
     const created = $("created-ago");
-    if (created && exp.created_at) created.textContent = fmt.ago(exp.created_at);
+    if (created && view.exp.created_at) created.textContent = fmt.ago(view.exp.created_at);
   }
 
   /** A `progress` event of the stream. */
