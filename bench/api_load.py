@@ -1,4 +1,4 @@
-# Over ~400 lines: it carries its own copy of the test stack helpers (Stack, free_port, fresh_schema; to share with tests/app/stack.py).
+# Over ~400 lines: one benchmark read top to bottom (its stack, the load generator, the SSE delay figures, the table).
 """The API under concurrent readers while a job runs: read latency, throughput, errors, SSE delivery delay.
 
 Starts its own stack: by default the embedded one (``fedheads serve`` on a fresh SQLite
@@ -36,10 +36,7 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,12 +45,13 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.app.stack import Proc, free_port, reset_schema, start_process, tail, wait_for  # noqa: E402
 
 READ_TARGET_MS = 100.0
 SSE_TARGET_MS = 500.0
@@ -67,77 +65,38 @@ def log(msg: str) -> None:
     print(f"[api_load] {msg}", file=sys.stderr, flush=True)
 
 
-# --- the stack ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def fresh_schema(base_url: str, schema: str, create: bool = True) -> str:
-    """Drop (and re-create) ``schema`` in the PostgreSQL database; the URL with search_path set to it."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(base_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            if create:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    finally:
-        engine.dispose()
-    parts = urlsplit(base_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"] + [("options", f"-csearch_path={schema}")]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+# --- the stack (processes and schema: the service tests' helpers, tests/app/stack.py) -------------------
 
 
 @dataclass
 class Stack:
+    """The benchmark's processes (``fedheads serve``, maybe a ``fedheads worker``), each logging to ``folder``."""
+
     folder: Path
     db_url: str
     env: dict[str, str]
     url: str = ""
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    procs: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        with (self.folder / f"{name}.log").open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "worker.cli", *argv], cwd=ROOT, env=self.env,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append((name, proc))
+    def start(self, name: str, argv: list[str]) -> Proc:
+        proc = start_process(name, [sys.executable, "-m", "worker.cli", *argv], self.env, self.folder)
+        self.procs.append(proc)
         return proc
 
-    def tails(self) -> str:
-        out = []
-        for name, _ in self.procs:
-            lines = (self.folder / f"{name}.log").read_text(errors="replace").splitlines()[-30:]
-            out.append(f"--- {name}.log ---\n" + "\n".join(lines))
-        return "\n".join(out)
-
     def wait(self, predicate: Any, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            for name, proc in self.procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}\n{self.tails()}")
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.tails()}")
-            time.sleep(0.2)
+        """``predicate()`` once truthy; fails (with the logs' tails) on a timeout or when a process has exited."""
+        def ready() -> Any:
+            for proc in self.procs:
+                if not proc.alive():
+                    tails = "".join(f"\n--- {p.name} ---\n{tail(p.log, 30)}" for p in self.procs)
+                    raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}{tails}")
+            return predicate()
+
+        return wait_for(ready, timeout, what, interval=0.2, logs=[p.log for p in self.procs])
 
     def close(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)  # the process and its children (its own group)
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        for proc in reversed(self.procs):
+            proc.stop(timeout=30, group=True)  # the process and its children (its own group)
 
 
 def start_stack(args: argparse.Namespace, folder: Path) -> Stack:
@@ -150,7 +109,7 @@ def start_stack(args: argparse.Namespace, folder: Path) -> Stack:
         if not args.database_url or not args.broker_url:
             raise SystemExit("--celery needs --database-url (PostgreSQL) and --broker-url (Redis), "
                              "or FEDHEADS_BENCH_DATABASE_URL and FEDHEADS_BENCH_BROKER_URL")
-        db_url = fresh_schema(args.database_url, args.schema)
+        db_url = reset_schema(args.schema, base=args.database_url)
         env.update({"FEDHEADS_BROKER_URL": args.broker_url, "FEDHEADS_EXPERIMENTS_QUEUE": "bench-experiments",
                     "FEDHEADS_CLIENTS_QUEUE": "bench-clients"})
     else:
@@ -493,7 +452,7 @@ def main() -> int:
         if stack is not None:
             stack.close()
             if args.celery:
-                fresh_schema(args.database_url, args.schema, create=False)  # leave the database as found
+                reset_schema(args.schema, base=args.database_url, create=False)  # leave the database as found
         shutil.rmtree(folder, ignore_errors=True)
     print(table)
     sys.path.insert(0, str(ROOT / "bench"))

@@ -1,5 +1,8 @@
 """The real service stack the service tests talk to: PostgreSQL, Redis, Celery workers, uvicorn.
 
+Its process and schema helpers (``free_port``, ``reset_schema``, ``start_process``, ``Proc``,
+``wait_for``) are also the ones bench/api_load.py starts its own stack with.
+
 One stack per test session (a module-level singleton, shared by tests/app and
 tests/worker): a fresh PostgreSQL schema migrated by Alembic, a flushed Redis
 database, one Celery worker process (queues experiments + clients, like
@@ -86,16 +89,22 @@ def schema_url(schema: str, base: str = PG_URL) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def fresh_schema(schema: str) -> str:
-    """Drop and re-create ``schema`` in the test database, migrate it with Alembic; returns its URL."""
-    engine = create_engine(PG_URL)
+def reset_schema(schema: str, base: str = PG_URL, create: bool = True) -> str:
+    """Drop (and re-create, empty) ``schema`` in the PostgreSQL database ``base``; its URL (search_path set)."""
+    engine = create_engine(base)
     try:
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            if create:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     finally:
         engine.dispose()
-    url = schema_url(schema)
+    return schema_url(schema, base)
+
+
+def fresh_schema(schema: str) -> str:
+    """Drop and re-create ``schema`` in the test database, migrate it with Alembic; returns its URL."""
+    url = reset_schema(schema)
     upgrade(url)
     return url
 
@@ -132,10 +141,14 @@ class Proc:
     popen: subprocess.Popen[bytes]
     log: Path
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = 15, group: bool = False) -> None:
+        """SIGTERM (to its whole process group with ``group``: it and its children), SIGKILL after ``timeout``."""
         if self.popen.poll() is not None:
             return
-        self.popen.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        else:
+            self.popen.send_signal(signal.SIGTERM)
         try:
             self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
