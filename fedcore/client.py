@@ -1,3 +1,4 @@
+# Over ~400 lines: one client's round read top to bottom (importance, kept heads, local training, upload) with the helpers only it uses.
 """One client's work in one round: importance, kept heads, local training, upload.
 
 The result depends only on (global state, client id, round, spec): every random
