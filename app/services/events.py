@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Event, Experiment, utcnow
+from app.models import TERMINAL, Event, Experiment, Study, utcnow
 
 
 def channel(experiment_id: uuid.UUID | str) -> str:
@@ -137,3 +137,33 @@ def events_after(
         .limit(limit)
     ).all()
     return rows, status
+
+
+def study_events_after(
+    *, db_session: Session, study_id: uuid.UUID, after: int, limit: int = 500
+) -> tuple[list[tuple[int, str, dict[str, Any]]], bool | None]:
+    """The events of a study's runs with id > ``after``, in id order, as (id, type, data) with the run's
+    ``run`` id, ``variant`` and ``seed`` added to the data; and whether any of its runs is still queued or
+    running (None when the study is gone). The statuses are read first: a run that finished before that
+    read has its final status event among the rows."""
+    statuses = db_session.scalars(select(Experiment.status).where(Experiment.study_id == study_id)).all()
+    if not statuses and db_session.get(Study, study_id) is None:
+        return [], None
+    rows = db_session.execute(
+        select(Event.id, Event.type, Event.data, Experiment.id, Experiment.variant, Experiment.seed)
+        .join(Experiment, Experiment.id == Event.experiment_id)
+        .where(Experiment.study_id == study_id, Event.id > after)
+        .order_by(Event.id)
+        .limit(limit)
+    ).all()
+    out = [(i, t, {**(d or {}), "run": str(run), "variant": v, "seed": s}) for i, t, d, run, v, s in rows]
+    return out, any(s not in TERMINAL for s in statuses)
+
+
+def study_latest_event(db_session: Session, study_id: uuid.UUID) -> int:
+    """The newest event id of a study's runs (0 when none): a page that read the study after this reads
+    its stream from here on."""
+    return int(db_session.scalar(
+        select(func.max(Event.id)).join(Experiment, Experiment.id == Event.experiment_id)
+        .where(Experiment.study_id == study_id)
+    ) or 0)

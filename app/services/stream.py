@@ -1,4 +1,5 @@
-"""Server-Sent Events of one experiment: replay from an event id, then follow live.
+"""Server-Sent Events of one experiment (or of a study's runs, :func:`study_event_stream`): replay from an
+event id, then follow live.
 
 Events are always read from the events table (ordered by id, so ``Last-Event-ID``
 replays exactly what a client missed). Streams do not poll the table themselves:
@@ -36,7 +37,7 @@ from sse_starlette import ServerSentEvent
 
 from app.core.db import read_session
 from app.models import TERMINAL, Event
-from app.services.events import PROGRESS_PREFIX, channel, events_after, progress_channel
+from app.services.events import PROGRESS_PREFIX, channel, events_after, progress_channel, study_events_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -239,3 +240,29 @@ async def event_stream(
             if watch.latest > mark or left <= 0:
                 break
             await watch.wait_past(mark, min(PROGRESS_TICK, left))
+
+
+def _study_fetch(
+    db: Session, study_id: uuid.UUID, after: int
+) -> tuple[list[tuple[int, str, dict[str, Any]]], bool | None]:
+    return study_events_after(db_session=db, study_id=study_id, after=after)
+
+
+async def study_event_stream(
+    *, watch: EventWatch, study_id: uuid.UUID, last_event_id: int
+) -> AsyncIterator[ServerSentEvent]:
+    """The stored events of a study's runs after ``last_event_id`` (each with its ``run``, ``variant`` and
+    ``seed``), then live, until none of its runs is queued or running. Woken by the same watch as the
+    experiments' streams; ids are event-table ids, so ``Last-Event-ID`` resumes it."""
+    after = last_event_id
+    while True:
+        mark = watch.latest  # before the read: anything stored after it moves the watch past the mark
+        rows, live = await watch.read(functools.partial(_study_fetch, study_id=study_id, after=after))
+        for event_id, type_, data in rows:
+            yield ServerSentEvent(data=json.dumps(data), event=type_, id=str(event_id))
+            after = event_id
+        if rows:
+            continue
+        if not live:
+            return
+        await watch.wait_past(mark, STREAM_RECHECK)

@@ -22,8 +22,10 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from app.api.presenters import progress
 from app.core.config import Settings
 from app.models import TERMINAL, Experiment, Round, Study, utcnow
+from app.schemas import StudyDetail, StudyOut, StudyRunOut
 from app.services import experiments, jobs, spec_errors, submit_checks
 from app.services.errors import Conflict, InvalidInput, NotFound
 from fedcore.checks import check_inputs
@@ -224,6 +226,32 @@ def study_table(
     per_run = [{"run": r, "figures": run_figures(records[r.id])} for r in runs]
     table = aggregate(study, [StudyRun(r.variant or "", r.seed or 0, r.status, records[r.id]) for r in runs])
     return per_run, table
+
+
+def study_out(row: Study, statuses: list[str]) -> StudyOut:
+    """A study as the API lists it: its definition and its runs' statuses summed up."""
+    return StudyOut(
+        id=row.id, name=row.name, status=study_status(statuses),  # type: ignore[arg-type]
+        counts=counts(statuses), runs_total=len(statuses), definition=definition(row),
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def study_detail(db_session: Session, study_id: uuid.UUID) -> StudyDetail:
+    """A study with each run's figures and its table (the API's answer and the study page's data)."""
+    row = get_study(db_session=db_session, study_id=study_id)
+    runs = runs_of(db_session, study_id)
+    per_run, table = study_table(definition(row), runs, records_of(db_session, [r.id for r in runs]))
+    out = study_out(row, [r.status for r in runs])
+    return StudyDetail(
+        **out.model_dump(), aggregate=table,
+        runs=[
+            StudyRunOut(id=p["run"].id, name=p["run"].name, variant=p["run"].variant or "", seed=p["run"].seed or 0,
+                        status=p["run"].status, progress=progress(p["run"]), error=p["run"].error,
+                        figures=p["figures"])
+            for p in per_run
+        ],
+    )
 
 
 # --- whole-study moves ----------------------------------------------------------------------------

@@ -1,25 +1,29 @@
-"""/api/v1/studies: submit a grid of runs (JSON or YAML), list, read with its table, cancel, resume, delete."""
+"""/api/v1/studies: submit a grid of runs (JSON or YAML), list, read with its table (also as CSV and JSON
+downloads), follow its runs' events (SSE), cancel, resume, delete."""
 
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sse_starlette import EventSourceResponse
 
 from app.api.auth import WRITE
-from app.api.deps import DbDep, ExecutorDep, SessionsDep, SettingsDep
-from app.api.presenters import progress
-from app.models import Experiment, Study
-from app.schemas import MAX_INT, StudyAccepted, StudyDetail, StudyList, StudyOut, StudyRunOut
+from app.api.deps import DbDep, EventWatchDep, ExecutorDep, SessionsDep, SettingsDep
+from app.models import Experiment
+from app.schemas import MAX_INT, StudyAccepted, StudyDetail, StudyList
 from app.services import studies as svc
+from app.services import study_tables
 from app.services.dispatch import Executor, dispatch_experiment
 from app.services.errors import BrokerUnavailable
+from app.services.stream import study_event_stream
 from fedcore.study import StudySpec, study_yaml
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
@@ -49,30 +53,6 @@ BROKER_DOWN = {
 }
 
 
-def study_out(row: Study, statuses: list[str]) -> StudyOut:
-    return StudyOut(
-        id=row.id, name=row.name, status=svc.study_status(statuses),  # type: ignore[arg-type]
-        counts=svc.counts(statuses), runs_total=len(statuses), definition=svc.definition(row),
-        created_at=row.created_at, updated_at=row.updated_at,
-    )
-
-
-def study_detail(db: Session, study_id: uuid.UUID) -> StudyDetail:
-    row = svc.get_study(db_session=db, study_id=study_id)
-    runs = svc.runs_of(db, study_id)
-    per_run, table = svc.study_table(svc.definition(row), runs, svc.records_of(db, [r.id for r in runs]))
-    out = study_out(row, [r.status for r in runs])
-    return StudyDetail(
-        **out.model_dump(), aggregate=table,
-        runs=[
-            StudyRunOut(id=p["run"].id, name=p["run"].name, variant=p["run"].variant or "", seed=p["run"].seed or 0,
-                        status=p["run"].status, progress=progress(p["run"]), error=p["run"].error,
-                        figures=p["figures"])
-            for p in per_run
-        ],
-    )
-
-
 def _dispatch(sessions: Any, executor: Executor, runs: list[tuple[uuid.UUID, str]]) -> BrokerUnavailable | None:
     """Hand each committed run to the executor, in order; the first broker failure stops it (the
     reconciler dispatches the rest when the broker is back)."""
@@ -86,7 +66,7 @@ def _dispatch(sessions: Any, executor: Executor, runs: list[tuple[uuid.UUID, str
 
 def _answer(db: Session, study_id: uuid.UUID, err: BrokerUnavailable | None, code: int) -> Any:
     db.expire_all()
-    detail = study_detail(db, study_id)
+    detail = svc.study_detail(db, study_id)
     db.close()
     if err is not None:
         return JSONResponse(status_code=503, content={"detail": err.message, "study": jsonable_encoder(detail)})
@@ -131,7 +111,7 @@ def list_studies(
 ) -> StudyList:
     """Studies, newest first, with their status and how many runs are in each status."""
     items, total = svc.list_studies(db_session=db, limit=limit, offset=offset)
-    return StudyList(items=[study_out(row, statuses) for row, statuses in items], total=total)
+    return StudyList(items=[svc.study_out(row, statuses) for row, statuses in items], total=total)
 
 
 @router.get("/{study_id}", response_model=StudyDetail, responses={404: ERR})
@@ -139,7 +119,7 @@ def get_study(study_id: uuid.UUID, db: DbDep) -> StudyDetail:
     """The study, each run with its figures, and the table: per variant mean ± half-range over the finished
     seeds, paired differences against the baseline, verdicts per target (``complete`` says whether every
     run finished)."""
-    return study_detail(db, study_id)
+    return svc.study_detail(db, study_id)
 
 
 @router.get(
@@ -155,6 +135,81 @@ def study_spec_yaml(study_id: uuid.UUID, db: DbDep) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="study-{study_id}.yaml"'})
 
 
+class TableName(StrEnum):
+    aggregate = "aggregate"
+    verdicts = "verdicts"
+    runs = "runs"
+
+
+class TableFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+
+
+TABLE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"description": (
+        "aggregate: one row per variant (runs, finished, metric, spread, then <figure>.mean / .half_range / .n for "
+        "every figure and vs_baseline.<difference>.mean / .half_range / .n); verdicts: one row per target and "
+        "variant; runs: one row per run with its figures and page. CSV (a header row, empty cells for none) or "
+        "JSON (a list of objects with the same keys); exactly the numbers of GET /studies/{id}"),
+        "content": {"text/csv": {"example": "variant,baseline,runs,finished,...\r\ndense,True,2,2,...\r\n"},
+                    "application/json": {"example": [{"variant": "dense", "baseline": True, "runs": 2}]}}},
+    404: ERR,
+}
+
+
+@router.get("/{study_id}/{table}.{fmt}", response_class=Response, responses=TABLE_DOC)
+def study_table_download(study_id: uuid.UUID, table: TableName, fmt: TableFormat, db: DbDep) -> Response:
+    """One of the study's tables as a file: ``aggregate``, ``verdicts`` or ``runs``, as ``csv`` or ``json``."""
+    detail = jsonable_encoder(svc.study_detail(db, study_id))
+    header, rows = study_tables.table(table.value, detail)
+    filename = f"study-{study_id}-{table.value}.{fmt.value}"
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt is TableFormat.csv:
+        return Response(content=study_tables.as_csv(header, rows), media_type="text/csv; charset=utf-8",
+                        headers=disposition)
+    return JSONResponse(content=study_tables.as_json(header, rows), headers=disposition)
+
+
+@router.get(
+    "/{study_id}/events",
+    responses={
+        200: {"description": (
+            "text/event-stream of the study's runs' `round` and `status` events (as each run's own stream has "
+            "them, plus `run`, `variant` and `seed`); ids are event-table ids; it ends when no run is queued "
+            "or running"),
+            "content": {"text/event-stream": {
+                "example": 'id: 42\nevent: status\ndata: {"status": "succeeded", "run": "...", "variant": "mask", '
+                           '"seed": 1, ...}\n\n'}}},
+        404: ERR,
+    },
+)
+async def follow_study_events(
+    study_id: uuid.UUID,
+    sessions: SessionsDep,
+    watch: EventWatchDep,
+    last_event_id: Annotated[str | None, Header(description="replay events after this id")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT, description="same as the Last-Event-ID header")] = None,
+) -> EventSourceResponse:
+    """Server-Sent Events of every run of the study: replay after ``Last-Event-ID``, then live until every run
+    has finished (a resumed study needs a new stream). The study page re-reads the table on each event."""
+
+    def exists() -> None:
+        with sessions() as s:
+            svc.get_study(db_session=s, study_id=study_id)
+
+    await to_thread.run_sync(exists)
+    start = after if after is not None else _event_id(last_event_id)
+    return EventSourceResponse(study_event_stream(watch=watch, study_id=study_id, last_event_id=start), ping=15)
+
+
+def _event_id(header: str | None) -> int:
+    try:
+        return min(max(int(header), 0), MAX_INT) if header else 0
+    except ValueError:
+        return 0
+
+
 @router.post(
     "/{study_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
@@ -168,7 +223,7 @@ def cancel_study(study_id: uuid.UUID, db: DbDep) -> StudyAccepted:
     n = svc.cancel_study(db_session=db, study_id=study_id)
     db.commit()
     row = svc.get_study(db_session=db, study_id=study_id)
-    out = study_out(row, [r.status for r in svc.runs_of(db, study_id)])
+    out = svc.study_out(row, [r.status for r in svc.runs_of(db, study_id)])
     return StudyAccepted(study=out, message=f"cancel requested for {n} run(s)")
 
 
