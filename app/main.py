@@ -33,6 +33,7 @@ from app.services.errors import InvalidInput, ServiceError
 from app.services.round_cache import RoundCache
 from app.services.stream import EventWatch
 from app.web import router as pages_router
+from app.web.study_pages import router as study_pages_router
 
 log = logging.getLogger(__name__)
 
@@ -113,4 +114,5 @@ def create_app(
     app.include_router(studies.router)
     app.include_router(meta.router)
     app.include_router(pages_router)
+    app.include_router(study_pages_router)
     return app

@@ -1,13 +1,15 @@
 """Take the dashboard screenshots of docs/ again: the experiment page, compare and the list.
 
-    .venv/bin/python -m tests.e2e.screenshots    # writes docs/screenshot-{experiment,compare,list,progress}.png
+    .venv/bin/python -m tests.e2e.screenshots    # writes docs/screenshot-{experiment,compare,list,progress,study}.png
     .venv/bin/python -m tests.e2e.screenshots --out /tmp/shots --color-scheme dark
+    .venv/bin/python -m tests.e2e.screenshots --only study    # the study page only
 
 It starts `fedheads serve` on a free port with a fresh SQLite database (as the browser tests do), runs
 a study of the `smoke` preset (dense, s=0.5 and s=0.9; 8 rounds each, a minute or two on 2 cores),
 and photographs the pages in Debian's headless Chromium, offline: a request outside 127.0.0.1 is an
-error; then starts one longer run and photographs the head of its page mid-round (the progress line).
-Not a test; run it after changing a page.
+error; then starts one longer run and photographs the head of its page mid-round (the progress line). On a
+second fresh server it runs a smoke study (dense, mask s=0.9 and drop s=0.5 over seeds 0 and 1, two targets;
+about two minutes) and photographs its page, finished. Not a test; run it after changing a page.
 """
 
 from __future__ import annotations
@@ -50,6 +52,54 @@ def run_sweep(server: Server, timeout: float) -> tuple[str, list[str]]:
 
         wait_until(done, timeout, "the smoke sweep to finish", interval=1.0)
     return study, ids
+
+
+# the study of docs/studies.md: 3 variants x 2 seeds of the smoke preset, judged against dense
+STUDY = {"name": "smoke study", "base": {"preset": "smoke", "overrides": {"rounds": 6}},
+         "variants": {"dense": {"sparsity": 0.0}, "mask s=0.9": {"sparsity": 0.9, "prune_mode": "mask"},
+                      "drop s=0.5": {"sparsity": 0.5, "prune_mode": "drop"}},
+         "seeds": [0, 1], "baseline": "dense",
+         "targets": [{"metric": "accuracy_vs_baseline", "within": 2.0}, {"metric": "uplink_advantage", "at_least": 1.8}]}
+
+
+def run_study(server: Server, timeout: float) -> str:
+    """The docs' smoke study, run to the end; its id."""
+    with server.api() as api:
+        resp = api.post("/api/v1/studies", json=STUDY)
+        resp.raise_for_status()
+        study: str = resp.json()["id"]
+
+        def done() -> bool:
+            status = api.get(f"/api/v1/studies/{study}").json()["status"]
+            if status in ("failed", "cancelled"):
+                raise RuntimeError(f"the study did not succeed: {status}\n{server.log_tail()}")
+            return bool(status == "succeeded")
+
+        wait_until(done, timeout, "the smoke study to finish", interval=1.0)
+    return study
+
+
+def take_study(server: Server, study: str, out: Path, color_scheme: str) -> None:
+    """The finished study's page, whole."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        sys.exit("needs Debian's chromium: apt-get install -y chromium (make browser)")
+    outside: list[str] = []
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        ctx = pw.chromium.launch_persistent_context(
+            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 800}, color_scheme=color_scheme)  # type: ignore[arg-type]
+        page = ctx.new_page()
+        page.on("request", lambda req: outside.append(req.url) if is_outside(req.url) else None)
+        shoot(page, f"{server.url}/studies/{study}",
+              "document.getElementById('stream-state').textContent.includes('every run has finished') && "
+              "document.getElementById('chart-pareto-time').data !== undefined",
+              out / "screenshot-study.png")
+        ctx.close()
+    if outside:
+        sys.exit(f"the study page asked for outside URLs: {outside}")
 
 
 def shoot(page: Any, url: str, ready: str, path: Path) -> None:
@@ -117,12 +167,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
     parser.add_argument("--color-scheme", choices=("light", "dark"), default="light")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the sweep")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the sweep or the study")
+    parser.add_argument("--only", choices=("study",), help="take the study page's screenshot only")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only is None:
+        with tempfile.TemporaryDirectory(prefix="fedheads-shots-") as tmp, serve_process(Path(tmp)) as server:
+            study, ids = run_sweep(server, args.timeout)
+            take(server, study, ids, args.out, args.color_scheme)
     with tempfile.TemporaryDirectory(prefix="fedheads-shots-") as tmp, serve_process(Path(tmp)) as server:
-        study, ids = run_sweep(server, args.timeout)
-        take(server, study, ids, args.out, args.color_scheme)
+        take_study(server, run_study(server, args.timeout), args.out, args.color_scheme)
 
 
 if __name__ == "__main__":

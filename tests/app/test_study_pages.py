@@ -1,0 +1,90 @@
+"""The study pages as the server renders them (PostgreSQL): the list, one study with its data for the script in
+the study's own order and the event id its stream starts after, the navigation link, and 404s.
+(What the script draws from it is tested in Chromium: tests/e2e/test_study_page.py.)"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.core.config import Settings
+from app.core.db import session_factory
+from app.main import create_app
+from app.models import Event
+from tests.app.held import HeldExecutor
+from tests.app.stack import clean_rows, fresh_schema
+
+SCHEMA = "fedheads_study_pages"
+STUDY: dict[str, Any] = {
+    "name": "grid </script><b>&</b>",
+    "base": {"preset": "smoke", "overrides": {"rounds": 2}},
+    # not in alphabetical order: the page must keep the study's order
+    "variants": {"zeta": {"sparsity": 0.0}, "alpha": {"sparsity": 0.5}},
+    "seeds": [3, 1],
+    "baseline": "zeta",
+}
+
+
+@pytest.fixture(scope="module")
+def db_url() -> str:
+    return fresh_schema(SCHEMA)
+
+
+@pytest.fixture
+def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    clean_rows(db_url)
+    settings = Settings(database_url=db_url, broker_url=None, artifact_root=tmp_path / "a", data_root=tmp_path / "d")
+    with TestClient(create_app(settings, background=False, executor_factory=HeldExecutor)) as c:
+        yield c
+
+
+def _page_data(text: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/json" id="study-data">(.*?)</script>', text, re.S)
+    assert found, "no study-data in the page"
+    return dict(json.loads(found.group(1)))
+
+
+def test_the_study_page_embeds_the_apis_detail_in_the_studys_order_and_its_last_event(
+    client: TestClient, db_url: str
+) -> None:
+    study = client.post("/api/v1/studies", json=STUDY).json()
+    page = client.get(f"/studies/{study['id']}")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<h1 id="study-name">grid &lt;/script&gt;&lt;b&gt;&amp;&lt;/b&gt;</h1>' in page.text  # text, not markup
+    data = _page_data(page.text)
+    assert list(data["study"]["definition"]["variants"]) == ["zeta", "alpha"]
+    assert [v["variant"] for v in data["study"]["aggregate"]["variants"]] == ["zeta", "alpha"]
+    assert data["study"] == client.get(f"/api/v1/studies/{study['id']}").json()
+    with session_factory(db_url)() as s:  # each queued run stored its 'queued' status event
+        assert data["last_event"] == s.scalar(select(func.max(Event.id))) and data["last_event"] > 0
+    for path in ("aggregate.csv", "aggregate.json", "verdicts.csv", "runs.csv", "spec.yaml"):
+        assert f'href="/api/v1/studies/{study["id"]}/{path}"' in page.text
+    assert 'src="/static/js/study.js"' in page.text and 'src="/static/js/plotly.min.js"' in page.text
+    assert data["study"]["name"] == STUDY["name"]  # its '</script>' did not end the script early
+
+
+def test_the_studies_list_links_each_study_and_the_nav_links_the_list(client: TestClient) -> None:
+    assert "No studies yet." in client.get("/studies").text
+    first = client.post("/api/v1/studies", json=STUDY).json()
+    second = client.post("/api/v1/studies", json={**STUDY, "name": "second"}).json()
+    page = client.get("/studies")
+    assert page.status_code == 200
+    links = re.findall(r'<a class="name" href="/studies/([0-9a-f-]{36})">', page.text)
+    assert links == [second["id"], first["id"]]  # newest first
+    assert "zeta, alpha" in page.text and "0/4" in page.text
+    assert '<a href="/studies" aria-current="page">Studies</a>' in page.text
+    assert re.search(r'<a href="/studies"\s*>Studies</a>', client.get("/").text)  # on every page, not current
+
+
+def test_an_unknown_or_malformed_study_is_the_404_page(client: TestClient) -> None:
+    for sid in (str(uuid.uuid4()), "not-a-uuid"):
+        page = client.get(f"/studies/{sid}")
+        assert page.status_code == 404 and "study" in page.text and page.headers["content-type"].startswith("text/html")
