@@ -1,42 +1,34 @@
 /* New-experiment form: presets, a spec read from the generated fields, server validation shown per field
    (as the fields change and on submit: both are the server's words, from POST /ui/validate and the API's 422),
-   model and dataset chosen from the catalog, fields that do not apply hidden (app/form_rules.py), sparsity
-   sweeps (a study, POST /api/v1/studies: the dense baseline and each chosen sparsity as its variants), and
-   studies of any variants (a table of named overrides of this spec, seeds, a baseline and optional targets;
-   the server's 422s shown in the table's row of the variant they name). */
+   model and dataset chosen from the catalog, fields that do not apply hidden (app/form_rules.py), and the
+   submit. A sparsity sweep or a study of variants is submitted by new-study.js (FHStudyForm, loaded first),
+   which gets from here only the functions it is handed below. */
 "use strict";
 
 (() => {
-  const { el, api, pageData } = FH;
-  const form = document.getElementById("new-form");
-  const presetSel = document.getElementById("preset");
-  const presetAbout = document.getElementById("preset-about");
-  const formError = document.getElementById("form-error");
-  const submitBtn = document.getElementById("submit");
-  const submitNote = document.getElementById("submit-note");
-  const nameInput = document.getElementById("f-name");
-  const sweepOn = document.getElementById("sweep-on");
-  const sweepValues = document.getElementById("sweep-values");
-  const studyOn = document.getElementById("study-on");
-  const studyBlock = document.getElementById("study-block");
-  const studyRows = document.querySelector("#study-variants tbody");
-  const studyErr = document.getElementById("err-study");
-  const studySeeds = document.getElementById("study-seeds");
+  const { el, api, pageData, byId } = FH;
+  const form = byId("new-form");
+  const presetSel = byId("preset");
+  const presetAbout = byId("preset-about");
+  const formError = byId("form-error");
+  const submitBtn = byId("submit");
+  const submitNote = byId("submit-note");
+  const nameInput = byId("f-name");
   const boot = pageData("form-data") || {};
   const rules = boot.rules || { applies: {}, model_families: {}, dataset_tasks: {}, local_suffixes: [] };
-  const pickModel = document.getElementById("pick-model");
-  const pickDataset = document.getElementById("pick-dataset");
-  const pickTask = document.getElementById("pick-task");
-  const taskChoice = document.getElementById("task-choice");
-  const fieldNodes = [...form.querySelectorAll(".field[data-field]")];
-  const fieldNames = fieldNodes.map((n) => n.dataset.field);
+  const pickModel = byId("pick-model");
+  const pickDataset = byId("pick-dataset");
+  const pickTask = byId("pick-task");
+  const taskChoice = byId("task-choice");
+  const fieldNames = [...form.querySelectorAll(".field[data-field]")].map((n) => n.dataset.field);
   const defaults = readFields();  // the spec's defaults: what a field that does not apply sends
+  const studyForm = FHStudyForm({ fieldError, formLevel, showErrors, scheduleAdvice });
   let presets = [];
   let catalogLoaded = false;
 
   // --- reading and writing the fields --------------------------------------------------------
 
-  function control(name) { return document.getElementById(`f-${name}`); }
+  function control(name) { return byId(`f-${name}`); }
 
   function readValue(name) {
     const c = control(name);
@@ -163,17 +155,17 @@
     for (const box of form.querySelectorAll(".field-error")) { box.hidden = true; box.textContent = ""; }
     for (const f of form.querySelectorAll(".field.invalid")) f.classList.remove("invalid");
     for (const c of form.querySelectorAll("[aria-invalid]")) c.removeAttribute("aria-invalid");
-    for (const r of studyRows.querySelectorAll("tr.invalid")) r.classList.remove("invalid");
+    studyForm.clearRowMarks();
   }
 
   function fieldError(name, message) {
-    const box = document.getElementById(`err-${name}`);
+    const box = byId(`err-${name}`);
     if (!box || box.closest(".field[hidden]")) return false;  // a field that does not apply: said on top
     box.textContent = box.textContent ? `${box.textContent}; ${message}` : message;
     box.hidden = false;
     const wrap = box.closest(".field");
     if (wrap) wrap.classList.add("invalid");
-    const c = control(name) || document.getElementById(name);
+    const c = control(name) || byId(name);
     if (c) c.setAttribute("aria-invalid", "true");
     return true;
   }
@@ -249,7 +241,7 @@
       el("option", { value: "=local", text: "a local file in the data root (data_path)…" }),
       el("option", { value: "=hub", text: "a hub dataset id (hub:<id>)…" }),
       el("option", { value: "=other", text: "another dataset name…" }));
-    const files = document.getElementById("dl-data_path");
+    const files = byId("dl-data_path");
     files.replaceChildren(...res.data.datasets.filter((a) => isFile(a.name)).map((a) => el("option", { value: a.name })));
     catalogLoaded = true;
     pickModel.hidden = false;
@@ -262,15 +254,9 @@
 
   /* The server's warnings for the combination chosen (benchmark rows like it that did not learn,
      app/services/advice.py), shown beside the submit button as the fields change; they never block submitting. */
-  const adviceBox = document.getElementById("advice");
+  const adviceBox = byId("advice");
   let adviceSeq = 0;
   let adviceTimer = null;
-
-  function adviceSpecs() {
-    const spec = readSpec();
-    if (!sweepOn.checked) return [spec];
-    try { return sweepMembers().map((s) => ({ ...spec, sparsity: s })); } catch (_) { return [spec]; }
-  }
 
   function showAdvice(warnings) {
     const seen = new Set();
@@ -292,7 +278,7 @@
     const seq = ++adviceSeq;
     const warnings = [];
     let problems = null;
-    const members = adviceSpecs();
+    const members = studyForm.adviceSpecs(readSpec());
     for (const spec of members) {
       const res = await api("POST", "/ui/validate", { spec }, { quiet: true });
       if (seq !== adviceSeq) return;  // a newer check is under way
@@ -311,176 +297,7 @@
     adviceTimer = setTimeout(checkAdvice, 300);
   }
 
-  // --- studies: variants x seeds -------------------------------------------------------------------------
-
-  /** One row of the variants table: baseline radio, name, overrides, remove; its own error line. */
-  function variantRow(name, overrides, baseline) {
-    const n = studyRows.children.length;
-    const nameInput = el("input", { type: "text", class: "v-name", value: name, maxlength: 100, autocomplete: "off",
-      "aria-label": `name of variant ${n + 1}`, spellcheck: "false" });
-    const overInput = el("input", { type: "text", class: "v-overrides", value: overrides, autocomplete: "off",
-      "aria-label": `overrides of variant ${n + 1} (field=value, comma-separated)`, spellcheck: "false" });
-    const radio = el("input", { type: "radio", name: "study-baseline", class: "v-base", checked: baseline,
-      "aria-label": `variant ${n + 1} is the baseline` });
-    const remove = el("button", { type: "button", class: "v-remove", text: "Remove", "aria-label": `remove variant ${n + 1}` });
-    const err = el("div", { class: "field-error v-error", role: "alert", hidden: true });
-    const row = el("tr", {}, el("td", { class: "v-base" }, radio), el("td", {}, nameInput),
-      el("td", {}, overInput, err), el("td", {}, remove));
-    remove.addEventListener("click", () => {
-      row.remove();
-      if (radio.checked && studyRows.firstElementChild) studyRows.querySelector("input.v-base").checked = true;
-      scheduleAdvice();
-    });
-    studyRows.append(row);
-    return row;
-  }
-
-  /** "a=1, b=[x, y], c=drop" -> {a: 1, b: ["x", "y"]... }: commas inside brackets or quotes do not split. */
-  function parseOverrides(text) {
-    const parts = [];
-    let depth = 0, quote = null, cur = "";
-    for (const ch of text) {
-      if (quote) { if (ch === quote) quote = null; }
-      else if (ch === '"' || ch === "'") quote = ch;
-      else if (ch === "[" || ch === "{") depth += 1;
-      else if (ch === "]" || ch === "}") depth -= 1;
-      else if (ch === "," && depth === 0) { parts.push(cur); cur = ""; continue; }
-      cur += ch;
-    }
-    parts.push(cur);
-    const out = {};
-    for (const raw of parts.map((p) => p.trim()).filter(Boolean)) {
-      const eq = raw.indexOf("=");
-      if (eq <= 0) throw new Error(`"${raw}" is not field=value`);
-      const field = raw.slice(0, eq).trim();
-      const text = raw.slice(eq + 1).trim();
-      if (field in out) throw new Error(`${field} is set twice`);
-      out[field] = jsonOrText(text);
-    }
-    return out;
-  }
-
-  function jsonOrText(text) {
-    if (text === "") return "";
-    try { return JSON.parse(text); } catch (_) { /* not JSON */ }
-    if (/^'.*'$/.test(text)) return text.slice(1, -1);
-    if (/^\[.*\]$/.test(text)) return text.slice(1, -1).split(",").map((v) => jsonOrText(v.trim())).filter((v) => v !== "");
-    return text;
-  }
-
-  function rowError(row, message) {
-    const box = row.querySelector(".v-error");
-    box.textContent = box.textContent ? `${box.textContent}; ${message}` : message;
-    box.hidden = false;
-    row.classList.add("invalid");
-  }
-
-  function studyError(message) {
-    studyErr.textContent = studyErr.textContent ? `${studyErr.textContent}; ${message}` : message;
-    studyErr.hidden = false;
-  }
-
-  /** The table as the study's variants and baseline; problems the server need not see are marked here. */
-  function readVariants() {
-    const variants = {};
-    let baseline = null, ok = true;
-    for (const row of studyRows.children) {
-      const name = row.querySelector(".v-name").value.trim();
-      if (!name) { rowError(row, "give the variant a name"); ok = false; continue; }
-      if (name in variants) { rowError(row, `another variant is named "${name}"`); ok = false; continue; }
-      try { variants[name] = parseOverrides(row.querySelector(".v-overrides").value); } catch (err) {
-        rowError(row, `variant "${name}": ${err.message} (write field=value pairs separated by commas)`);
-        ok = false;
-      }
-      if (row.querySelector(".v-base").checked) baseline = name;
-    }
-    if (!studyRows.children.length) { studyError("add at least one variant"); ok = false; }
-    return { variants, baseline, ok };
-  }
-
-  function readSeeds() {
-    const raw = studySeeds.value.split(",").map((x) => x.trim()).filter(Boolean);
-    const seeds = raw.map(Number);
-    const bad = raw.filter((x, i) => !Number.isInteger(seeds[i]) || seeds[i] < 0);
-    if (bad.length || !raw.length) throw new Error(bad.length ? `not a whole number >= 0: ${bad.join(", ")}` : "give at least one seed");
-    return seeds;
-  }
-
-  function readTargets() {
-    const targets = [];
-    const within = document.getElementById("study-within").value.trim();
-    const uplink = document.getElementById("study-uplink").value.trim();
-    if (within !== "") targets.push({ metric: "accuracy_vs_baseline", within: Number(within) });
-    if (uplink !== "") targets.push({ metric: "uplink_advantage", at_least: Number(uplink) });
-    return targets;
-  }
-
-  function rowOf(variant) {
-    return [...studyRows.children].find((r) => r.querySelector(".v-name").value.trim() === variant) || null;
-  }
-
-  /** A study's 422 item where it belongs: a variant's row, the seeds, the targets, the table, or the form's field. */
-  function showStudyError(item) {
-    const loc = (item.loc || []).filter((p) => p !== "body");
-    const msg = String(item.msg || "invalid").replace(/^variant '[^']*': /, "").replace(/^Value error, /, "");
-    if (loc[0] === "variants" && loc.length > 1) {
-      const row = rowOf(String(loc[1]));
-      const where = loc.length > 2 ? `variant "${loc[1]}", field ${loc.slice(2).join(".")}` : `variant "${loc[1]}"`;
-      if (row) { rowError(row, `${where}: ${msg}`); return; }
-      studyError(`${where}: ${msg}`);
-      return;
-    }
-    if (loc[0] === "seeds") { fieldError("study-seeds", msg); return; }
-    if (loc[0] === "targets") { fieldError("study-targets", `${loc.join(".")}: ${msg}`); return; }
-    if (loc[0] === "variants" || loc[0] === "baseline") { studyError(`${loc[0]}: ${msg}`); return; }
-    showErrors(...studyErrorItem(item));
-  }
-
-  async function submitStudy(spec, name) {
-    const { seed, ...base } = spec;  // a study's seeds are its own list
-    const { variants, baseline, ok } = readVariants();
-    let seeds = [];
-    let good = ok;
-    try { seeds = readSeeds(); } catch (err) { fieldError("study-seeds", err.message); good = false; }
-    if (!good) { formLevel("The study was not submitted: see the variants table."); focusStudyError(); return; }
-    const body = { name: name || `${spec.model}-${spec.dataset}`, base: { preset: null, overrides: base },
-                   variants, seeds, baseline: baseline || Object.keys(variants)[0], targets: readTargets() };
-    const res = await api("POST", "/api/v1/studies", body);
-    const study = res.status === 201 ? res.data : res.status === 503 && res.data ? res.data.study : null;
-    if (study) { window.location.href = `/studies/${study.id}`; return; }
-    const detail = res.data ? res.data.detail : `server answered ${res.status}`;
-    if (!Array.isArray(detail)) { showErrors(detail); return; }
-    for (const item of detail) showStudyError(item);
-    if (studyBlock.querySelector("tr.invalid, .field-error:not([hidden])")) {
-      formLevel("The study was not created: see the variants table.");
-      focusStudyError();
-    }
-  }
-
-  function focusStudyError() {
-    const bad = studyRows.querySelector("tr.invalid .v-overrides") || (studyErr.hidden ? null : studyRows.querySelector("input"))
-      || studyBlock.querySelector(".field.invalid input");
-    if (bad) bad.focus();
-  }
-
-  function showStudy() {
-    studyBlock.hidden = !studyOn.checked;
-    if (studyOn.checked && sweepOn.checked) sweepOn.checked = false;
-  }
-
   // --- submit ------------------------------------------------------------------------------------
-
-  function sweepMembers() {
-    const raw = sweepValues.value.split(",").map((s) => s.trim()).filter(Boolean);
-    const values = [0];
-    for (const r of raw) {
-      const v = Number(r);
-      if (!Number.isFinite(v)) throw new Error(`"${r}" is not a number`);
-      if (!values.includes(v)) values.push(v);
-    }
-    if (values.length < 2) throw new Error("give at least one sparsity besides the dense baseline");
-    return values.sort((a, b) => a - b);
-  }
 
   function go(exp) { window.location.href = `/experiments/${exp.id}`; }
 
@@ -490,32 +307,6 @@
     if (res.status === 503 && res.data && res.data.experiment) return res.data.experiment;  // recorded, queued
     showErrors(res.data ? res.data.detail : `server answered ${res.status}`);
     return null;
-  }
-
-  /** A study's 422 item as the form's own: a variant's or the base's field is the spec's field. */
-  function studyErrorItem(item) {
-    const loc = (item.loc || []).filter((p) => p !== "body");
-    if (loc[0] === "variants" && loc.length > 2) return [{ ...item, loc: ["spec", ...loc.slice(2)] }, `variant ${loc[1]}`];
-    if (loc[0] === "base" && loc[1] === "overrides") return [{ ...item, loc: ["spec", ...loc.slice(2)] }, ""];
-    return [item, ""];
-  }
-
-  async function submitSweep(spec, name) {
-    let values;
-    try { values = sweepMembers(); } catch (err) { fieldError("sweep-values", err.message); sweepValues.focus(); return; }
-    const { seed, ...base } = spec;  // a study's seeds are its own list
-    const variants = Object.fromEntries(values.map((s) => [`s=${s}`, { sparsity: s }]));
-    const body = { name: name || `${spec.model}-${spec.dataset}`, base: { preset: null, overrides: base },
-                   variants, seeds: [seed ?? 0], baseline: "s=0" };
-    const res = await api("POST", "/api/v1/studies", body);
-    const study = res.status === 201 ? res.data : res.status === 503 && res.data ? res.data.study : null;
-    if (!study) {
-      const detail = res.data ? res.data.detail : `server answered ${res.status}`;
-      if (!Array.isArray(detail)) { showErrors(detail); return; }
-      for (const item of detail) showErrors(...studyErrorItem(item));
-      return;
-    }
-    go(study.runs.find((r) => r.variant !== study.definition.baseline) || study.runs[0]);
   }
 
   form.addEventListener("submit", async (ev) => {
@@ -528,10 +319,12 @@
     try {
       const spec = readSpec();
       const name = nameInput.value.trim() || (presetSel.value || null);
-      if (studyOn.checked) {
-        await submitStudy(spec, name);
-      } else if (sweepOn.checked) {
-        await submitSweep(spec, name);
+      const chosen = studyForm.chosen();
+      if (chosen === "study") {
+        await studyForm.submitStudy(spec, name);
+      } else if (chosen === "sweep") {
+        const run = await studyForm.submitSweep(spec, name);
+        if (run) go(run);
       } else {
         const body = { spec };
         if (name) body.name = name;
@@ -546,13 +339,6 @@
   });
 
   presetSel.addEventListener("change", applyPreset);
-  studyOn.addEventListener("change", showStudy);
-  sweepOn.addEventListener("change", () => { if (sweepOn.checked && studyOn.checked) { studyOn.checked = false; showStudy(); } });
-  document.getElementById("study-add").addEventListener("click", () => {
-    variantRow("", "", !studyRows.children.length).querySelector(".v-name").focus();
-  });
-  variantRow("dense", "sparsity=0", true);
-  variantRow("pruned", "sparsity=0.9", false);
   pickModel.addEventListener("change", () => picked(pickModel, "model", ["=hub", "=folder"]));
   pickDataset.addEventListener("change", () => picked(pickDataset, "dataset", ["=hub", "=other"]));
   pickTask.addEventListener("change", () => {
