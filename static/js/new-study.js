@@ -128,9 +128,9 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
   /** A study's 422 item as the form's own: a variant's or the base's field is the spec's field. */
   function studyErrorItem(item) {
     const loc = (item.loc || []).filter((p) => p !== "body");
-    if (loc[0] === "variants" && loc.length > 2) return [{ ...item, loc: ["spec", ...loc.slice(2)] }, `variant ${loc[1]}`];
-    if (loc[0] === "base" && loc[1] === "overrides") return [{ ...item, loc: ["spec", ...loc.slice(2)] }, ""];
-    return [item, ""];
+    if (loc[0] === "variants" && loc.length > 2) return [[{ ...item, loc: ["spec", ...loc.slice(2)] }], `variant ${loc[1]}`];
+    if (loc[0] === "base" && loc[1] === "overrides") return [[{ ...item, loc: ["spec", ...loc.slice(2)] }], ""];
+    return [[item], ""];
   }
 
   /** A study's 422 item where it belongs: a variant's row, the seeds, the targets, the table, or the form's field. */

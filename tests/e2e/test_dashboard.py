@@ -154,6 +154,21 @@ def test_a_sweep_launches_a_study_of_dense_and_pruned_runs_and_overlays_the_dens
     assert page.evaluate("document.getElementById('chart-cacc').data.map(t => t.x.length)") == [2, 2]
 
 
+def test_a_sweep_the_server_refuses_says_why_next_to_the_sparsities(page: Any, server: Server) -> None:
+    open_form(page, server)
+    page.fill("#f-name", "bad sweep")
+    fill(page, {**TINY, "rounds": 2})
+    page.check("#sweep-on")
+    page.fill("#sweep-values", "1.5")  # above the spec's bound: the server's 422 names variant s=1.5, field sparsity
+    page.click("#submit")
+    page.wait_for_function("!document.getElementById('err-sweep-values').hidden")
+    said = page.text_content("#err-sweep-values") or ""
+    assert said.startswith("variant s=1.5: ") and "less than or equal to" in said, said
+    assert "[object Object]" not in (page.text_content("#form-error") or "")
+    with server.api() as api:
+        assert "bad sweep" not in [s["name"] for s in api.get("/api/v1/studies").json()["items"]]
+
+
 def test_cancel_a_running_job_from_its_page(page: Any, server: Server) -> None:
     with server.api() as api:
         resp = api.post("/api/v1/experiments", json={
