@@ -56,6 +56,30 @@ def held_settings(folder: Path, **overrides: Any) -> Settings:
     return settings
 
 
+def backend_url(backend: str, schema: str, folder: Path) -> str:
+    """A migrated database of either kind the app runs on: ``"postgresql"`` a fresh schema ``schema``,
+    ``"sqlite"`` a file under ``folder``."""
+    from tests.app.stack import fresh_schema
+
+    if backend == "postgresql":
+        return fresh_schema(schema)
+    url = f"sqlite:///{folder / 'fedheads.db'}"
+    upgrade(url)
+    return url
+
+
+@contextmanager
+def held_client_on(db_url: str, folder: Path, **overrides: Any) -> Iterator[TestClient]:
+    """A TestClient of the app on ``db_url`` emptied of rows first, jobs held, files under ``folder``."""
+    from tests.app.stack import clean_rows
+
+    clean_rows(db_url)
+    settings = Settings(database_url=db_url, broker_url=None, artifact_root=folder / "a", data_root=folder / "d",
+                        **overrides)
+    with TestClient(create_app(settings, background=False, executor_factory=HeldExecutor)) as client:
+        yield client
+
+
 @contextmanager
 def held_client(folder: Path, **overrides: Any) -> Iterator[TestClient]:
     """A TestClient of the app on a fresh SQLite database under ``folder``, jobs held."""

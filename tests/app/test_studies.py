@@ -14,14 +14,10 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.core.config import Settings
 from app.core.db import session_factory
-from app.core.migrate import upgrade
-from app.main import create_app
 from app.models import Experiment, Study
 from app.services import jobs
-from tests.app.held import HeldExecutor
-from tests.app.stack import clean_rows, fresh_schema
+from tests.app.held import HeldExecutor, backend_url, held_client_on
 
 SCHEMA = "fedheads_studies"
 TINY = {"rounds": 4, "local_steps": 2, "eval_size": 20, "max_train_examples": 100}
@@ -37,19 +33,12 @@ STUDY: dict[str, Any] = {
 
 @pytest.fixture(params=["postgresql", "sqlite"], scope="module")
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('studies') / 'fedheads.db'}"
-        upgrade(url)
-        return url
-    return fresh_schema(SCHEMA)
+    return backend_url(request.param, SCHEMA, tmp_path_factory.mktemp("studies"))
 
 
 @pytest.fixture
 def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    clean_rows(db_url)
-    settings = Settings(database_url=db_url, broker_url=None, artifact_root=tmp_path / "a", data_root=tmp_path / "d",
-                        max_study_runs=6)
-    with TestClient(create_app(settings, background=False, executor_factory=HeldExecutor)) as c:
+    with held_client_on(db_url, tmp_path, max_study_runs=6) as c:
         yield c
 
 

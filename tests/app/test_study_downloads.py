@@ -20,13 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cli import sse_events
-from app.core.config import Settings
 from app.core.db import session_factory
-from app.core.migrate import upgrade
-from app.main import create_app
 from app.services import jobs
-from tests.app.held import HeldExecutor
-from tests.app.stack import clean_rows, fresh_schema
+from tests.app.held import backend_url, held_client_on
 
 SCHEMA = "fedheads_study_downloads"
 STUDY: dict[str, Any] = {
@@ -44,18 +40,12 @@ HAND = {("dense", 0): ([0.5, 0.6, 0.8], 100, 1.0), ("mask", 0): ([0.5, 0.6, 0.79
 
 @pytest.fixture(params=["postgresql", "sqlite"], scope="module")
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('study-downloads') / 'fedheads.db'}"
-        upgrade(url)
-        return url
-    return fresh_schema(SCHEMA)
+    return backend_url(request.param, SCHEMA, tmp_path_factory.mktemp("study-downloads"))
 
 
 @pytest.fixture
 def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    clean_rows(db_url)
-    settings = Settings(database_url=db_url, broker_url=None, artifact_root=tmp_path / "a", data_root=tmp_path / "d")
-    with TestClient(create_app(settings, background=False, executor_factory=HeldExecutor)) as c:
+    with held_client_on(db_url, tmp_path) as c:
         yield c
 
 

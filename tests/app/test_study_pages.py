@@ -15,12 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.core.config import Settings
 from app.core.db import session_factory
-from app.main import create_app
 from app.models import Event
-from tests.app.held import HeldExecutor
-from tests.app.stack import clean_rows, fresh_schema
+from tests.app.held import held_client_on
+from tests.app.stack import fresh_schema
 
 SCHEMA = "fedheads_study_pages"
 STUDY: dict[str, Any] = {
@@ -40,9 +38,7 @@ def db_url() -> str:
 
 @pytest.fixture
 def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    clean_rows(db_url)
-    settings = Settings(database_url=db_url, broker_url=None, artifact_root=tmp_path / "a", data_root=tmp_path / "d")
-    with TestClient(create_app(settings, background=False, executor_factory=HeldExecutor)) as c:
+    with held_client_on(db_url, tmp_path) as c:
         yield c
 
 

@@ -11,12 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
 from app.core.db import session_factory
-from app.core.migrate import upgrade
-from app.main import create_app
-from tests.app.held import HeldExecutor
-from tests.app.stack import clean_rows, fresh_schema
+from tests.app.held import backend_url, held_client_on
 from tests.e2e.seed import add_experiment
 
 SCHEMA = "fedheads_tags"
@@ -25,18 +21,12 @@ TINY = {"rounds": 2, "local_steps": 2, "eval_size": 20, "max_train_examples": 10
 
 @pytest.fixture(params=["postgresql", "sqlite"], scope="module")
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('tags') / 'fedheads.db'}"
-        upgrade(url)
-        return url
-    return fresh_schema(SCHEMA)
+    return backend_url(request.param, SCHEMA, tmp_path_factory.mktemp("tags"))
 
 
 @pytest.fixture
 def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    clean_rows(db_url)
-    settings = Settings(database_url=db_url, broker_url=None, artifact_root=tmp_path / "a", data_root=tmp_path / "d")
-    with TestClient(create_app(settings, background=False, executor_factory=HeldExecutor)) as c:
+    with held_client_on(db_url, tmp_path) as c:
         yield c
 
 
