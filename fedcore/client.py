@@ -348,8 +348,9 @@ def train_client(
                 model.train()
             if dropped and redraw and step and step % redraw == 0:  # structured head dropout (fedcore/redraw.py)
                 new_compute = redraw_compute(importance, kept, _compute_sparsity(ctx, task.round), seed + REDRAW_SEED_OFFSET
-                                             + step // redraw, edge=edge_blocks(ctx.blocks, spec.compute_edge_blocks),
-                                             eligible=trained)
+                                             + step // redraw, ranking=spec.prune_ranking,
+                                             min_per_block=spec.min_heads_per_block,
+                                             edge=edge_blocks(ctx.blocks, spec.compute_edge_blocks), eligible=trained)
                 full = _to_full_model(ctx, model, compute, task.global_state)
                 new_model = dropped_copy(full, ctx.blocks, new_compute, prefix=PEFT_PREFIX, scaling=spec.drop_scaling)
                 restore = _freeze_restorer(ctx, new_model, kept, present=new_compute)

@@ -34,14 +34,16 @@ REDRAW_SEED_OFFSET = 1_000  # draws use seed + offset + k; the first draws of a 
 
 
 def redraw_compute(importance: Tensor, kept: Tensor, compute_sparsity: float, seed: int, *,
+                   ranking: str = "global", min_per_block: int = 0,
                    edge: Tensor | None = None, eligible: Tensor | None = None) -> Tensor:
-    """Bool [blocks, heads]: ``kept`` plus heads drawn in proportion to importance, (1 - s) of all heads.
+    """Bool [blocks, heads]: ``kept`` plus heads drawn in proportion to importance, (1 - s) of all heads
+    (or of each block's, with ``ranking="per_block"``; ``min_per_block`` as in ``choose_kept``).
 
     ``edge`` blocks keep every head; heads outside ``eligible`` blocks (the blocks that do not
     train, ``train_top_blocks``) always run, as they do without a re-draw.
     """
     keys = sampled_keys(importance, seed).masked_fill(kept.bool(), math.inf)
-    compute = choose_kept(keys, compute_sparsity) | kept.bool()
+    compute = choose_kept(keys, compute_sparsity, ranking=ranking, min_per_block=min_per_block) | kept.bool()
     if edge is not None:
         compute |= edge[:, None]
     if eligible is not None:

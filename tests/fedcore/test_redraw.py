@@ -63,6 +63,8 @@ def test_redraw_keeps_the_uploaded_heads_and_the_compute_budget() -> None:
     assert all(int(d.sum()) == 8 and bool((d | ~kept).all()) for d in draws)
     assert len({tuple(d.flatten().tolist()) for d in draws}) > 1
     assert torch.equal(redraw_compute(importance, kept, 0.5, 7), draws[7])
+    per_block = redraw_compute(importance, kept, 0.5, 3, ranking="per_block")
+    assert per_block[:3].sum(dim=1).tolist() == [2, 2, 2] and bool(per_block[3, :2].all())
     edge = torch.tensor([True, False, False, False])
     assert bool(redraw_compute(importance, kept, 0.5, 1, edge=edge)[0].all())
 
