@@ -12,12 +12,20 @@ and wall time per round with speed-ups vs dense, and per-round accuracy of
 every run (also plotted: bench/results/paper_table.svg). ``--extra`` adds the
 variants tried to close the gaps at s = 0.9.
 
+The configurations are defined once, as studies (docs/studies.md): the base
+spec and the rows in bench/studies/paper_table.yaml, the ``--extra`` rows in
+bench/studies/paper_table-extra.yaml; ``fedheads study run`` runs the same
+files. This script still runs and sums up the runs itself (its saved runs hold
+per-round accuracy, not the round records a study's table is computed from).
+
     python bench/paper_table.py             # full: 2 seeds x 9 configurations (a few hours on 2 cores)
     python bench/paper_table.py --quick     # smoke check: 1 seed, dense / mask 0.9 / drop 0.9, 2 tiny rounds
     python bench/paper_table.py --resume    # keep the runs saved so far, do the rest
-    python bench/paper_table.py --extra --resume  # add the variants tried at s = 0.9 (12 more runs at 2 seeds)
+    python bench/paper_table.py --extra --resume  # add the variants tried at s = 0.9 (paper_table-extra.yaml)
     python bench/paper_table.py --report    # the table of the runs saved so far, running nothing
     python bench/paper_table.py --name paper_table-r25 --rounds 25 --resume  # the longer-runs table (about 2.3 hours)
+    python bench/paper_table.py --name paper_table-r25 --rounds 25 --seeds 4 \
+        --study-yaml bench/studies/paper_table-r25.yaml  # that table as a study file, running nothing
 """
 
 from __future__ import annotations
@@ -28,79 +36,48 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-PRUNED = {"aggregation": "head_weighted", "selection": "loss_gap"}
-CONFIGS: list[tuple[str, dict[str, Any]]] = [
-    ("dense FedAvg", {"sparsity": 0.0, "aggregation": "fedavg", "selection": "random"}),
-    *[(f"{mode} s={s}", {"sparsity": s, "prune_mode": mode, **PRUNED})
-      for mode in ("mask", "drop") for s in (0.5, 0.7, 0.9)],
-    ("mask s=0.9, FedAvg aggregation", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "fedavg",
-                                        "selection": "loss_gap"}),
-    ("mask s=0.9, random selection", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "head_weighted",
-                                      "selection": "random"}),
-]
-# --extra: variants tried to close the gaps at s = 0.9 (not part of the issue's table; ~85 more minutes at 2 seeds)
-TAIL = 4  # dense steps at the end of each drop-mode round: 11 x ~0.6 + 4 x 1 of a dense round's compute
-TAIL_ROW = f"drop s=0.9, last {TAIL} steps dense"
-HR_DENSE = "dense FedAvg, heads-random init"
-SAMPLED_C5 = "drop s=0.9, compute s=0.5, sampled heads, heads-random init"
-TOP2 = "mask s=0.9, top 2 blocks"
-REDRAW = "drop s=0.9, compute s=0.5, scaled, re-drawn every 5 steps"
-EXTRA: list[tuple[str, dict[str, Any]]] = [
-    (TAIL_ROW, {"sparsity": 0.9, "prune_mode": "drop", "drop_dense_steps": TAIL, **PRUNED}),
-    ("mask s=0.9, per-block ranking", {"sparsity": 0.9, "prune_mode": "mask", "prune_ranking": "per_block", **PRUNED}),
-    ("mask s=0.9, head-coverage selection", {"sparsity": 0.9, "prune_mode": "mask", "aggregation": "head_weighted",
-                                             "selection": "head_coverage"}),
-    # confidence ranks the same 7 heads first on every client (data-independent); gradient importance is client-specific
-    ("mask s=0.9, gradient importance", {"sparsity": 0.9, "prune_mode": "mask", "importance": "gradient", **PRUNED}),
-    # q/k/v LoRA with B (head-specific) random and A (shared) zero: pruned heads still adapt through A.
-    # Dense gets the same initialisation, so the pruned row is judged against the stronger dense row.
-    ("mask s=0.9, heads-random init", {"sparsity": 0.9, "prune_mode": "mask", "lora_init": "heads_random", **PRUNED}),
-    (HR_DENSE, {"sparsity": 0.0, "aggregation": "fedavg", "selection": "random", "lora_init": "heads_random"}),
-    # kept heads drawn in proportion to importance, per client and round, so every head's slices train sometimes
-    ("mask s=0.9, sampled heads", {"sparsity": 0.9, "prune_mode": "mask", "head_choice": "sampled", **PRUNED}),
-    ("mask s=0.9, sampled heads, heads-random init", {"sparsity": 0.9, "prune_mode": "mask", "head_choice": "sampled",
-                                                      "lora_init": "heads_random", **PRUNED}),
-    # two sparsities: 90% of heads pruned from the upload, fewer removed from local compute (the rest frozen)
-    ("drop s=0.9, compute s=0.5", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5, **PRUNED}),
-    ("drop s=0.9, compute s=0.5, scaled", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
-                                          "drop_scaling": True, **PRUNED}),
-    ("drop s=0.9, compute s=0.7", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.7, **PRUNED}),
-    ("drop s=0.9, compute ramp 5", {"sparsity": 0.9, "prune_mode": "drop", "compute_ramp_rounds": 5, **PRUNED}),
-    ("drop s=0.9, compute s=0.5, edge blocks", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
-                                               "compute_edge_blocks": 1, **PRUNED}),
-    ("drop s=0.9, sampled heads, heads-random init", {"sparsity": 0.9, "prune_mode": "drop", "head_choice": "sampled",
-                                                     "lora_init": "heads_random", **PRUNED}),
-    # what closed the mask-mode gap at 25 rounds (sampled heads, heads-random init), with two sparsities
-    (SAMPLED_C5, {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5, "head_choice": "sampled",
-                  "lora_init": "heads_random", **PRUNED}),
-    ("drop s=0.9, compute s=0.5, per-block", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
-                                             "prune_ranking": "per_block", **PRUNED}),
-    (f"{SAMPLED_C5}, scaled", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
-                               "head_choice": "sampled", "lora_init": "heads_random", "drop_scaling": True, **PRUNED}),
-    # structured head dropout: the computed but not uploaded heads drawn again every few local steps (scaled, as in
-    # LayerDrop-style training), so the shared halves and the classifier learn across many sub-networks
-    (REDRAW, {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5, "drop_scaling": True,
-              "compute_redraw_steps": 5, **PRUNED}),
-    (f"{SAMPLED_C5}, scaled, re-drawn every 5 steps", {"sparsity": 0.9, "prune_mode": "drop", "compute_sparsity": 0.5,
-                                                       "head_choice": "sampled", "lora_init": "heads_random",
-                                                       "drop_scaling": True, "compute_redraw_steps": 5, **PRUNED}),
-    # compute saved without touching the forward: the kept heads only in the top blocks, no backward below them
-    (TOP2, {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 2, **PRUNED}),
-    (f"{TOP2}, sampled heads", {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 2,
-                                "head_choice": "sampled", **PRUNED}),
-    ("mask s=0.9, top 3 blocks", {"sparsity": 0.9, "prune_mode": "mask", "train_top_blocks": 3, **PRUNED}),
-    ("dense FedAvg, top 2 blocks", {"sparsity": 0.0, "aggregation": "fedavg", "selection": "random",
-                                    "train_top_blocks": 2}),
-]
-# a pruned variant whose change also applies to dense is judged against the stronger of dense and this row
-DENSE_COUNTERPART = {name: HR_DENSE for name, o in EXTRA if o.get("lora_init") == "heads_random" and o["sparsity"] > 0}
-QUICK = {"dense FedAvg", "mask s=0.9", "drop s=0.9"}
+if TYPE_CHECKING:
+    from fedcore.study import StudySpec
+
+STUDIES = ROOT / "bench" / "studies"
+
+
+def _study(path: Path) -> StudySpec:
+    from fedcore.study import StudySpec, read_study_file
+
+    return StudySpec.model_validate(read_study_file(path))
+
+
+def _load() -> tuple[StudySpec, StudySpec]:
+    """The paper table's study (bench/studies/paper_table.yaml) and the --extra rows' (paper_table-extra.yaml),
+    which must have the same base and baseline and the same overrides for any row both name."""
+    main, extra = _study(STUDIES / "paper_table.yaml"), _study(STUDIES / "paper_table-extra.yaml")
+    differ = [what for what, same in (("base", main.base == extra.base), ("baseline", main.baseline == extra.baseline))
+              if not same]
+    differ += [f"variant {n!r}" for n, o in extra.variants.items() if n in main.variants and main.variants[n] != o]
+    if differ:
+        raise SystemExit(f"{STUDIES}/paper_table-extra.yaml differs from paper_table.yaml in: {', '.join(differ)}")
+    return main, extra
+
+
+# The rows of the table and their overrides, in the study files' order: the study files are the one definition
+STUDY, EXTRA_STUDY = _load()
+BASELINE = STUDY.baseline
+CONFIGS: list[tuple[str, dict[str, Any]]] = list(STUDY.variants.items())
+# --extra: variants tried to close the gaps at s = 0.9 (not part of the issue's table)
+EXTRA: list[tuple[str, dict[str, Any]]] = [(n, o) for n, o in EXTRA_STUDY.variants.items() if n not in STUDY.variants]
+# a pruned variant whose change also applies to dense is judged against the stronger of dense and the dense row
+# with that change: the heads-random initialisation
+HR_DENSE = next((n for n, o in EXTRA if not o.get("sparsity") and o.get("lora_init") == "heads_random"), "")
+DENSE_COUNTERPART = {name: HR_DENSE for name, o in EXTRA
+                     if o.get("lora_init") == "heads_random" and o.get("sparsity", 0) > 0}
+QUICK = {BASELINE, "mask s=0.9", "drop s=0.9"}
 
 
 def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -108,7 +85,7 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
     from fedcore.simulation import run_simulation, summarize
     from fedcore.spec import preset
 
-    spec = preset("paper-dense", **{**base, **overrides, "seed": seed})
+    spec = preset(STUDY.base.preset, **{**base, **overrides, "seed": seed})
     t0 = time.perf_counter()
 
     def progress(r: Any) -> None:  # a run takes minutes: say where it is after every round
@@ -135,6 +112,26 @@ def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: in
     }
 
 
+def study_of(name: str, base: dict[str, Any], configs: list[tuple[str, dict[str, Any]]], seeds: int) -> str:
+    """The study of these rows as YAML (``--study-yaml``): the baseline first if it is not among them, the study
+    files' targets cut to the rows chosen (a target left with none is dropped)."""
+    from fedcore.study import StudySpec, study_yaml
+
+    variants = dict(configs) if BASELINE in dict(configs) else {BASELINE: STUDY.variants[BASELINE], **dict(configs)}
+    targets = []
+    for t in [*STUDY.targets, *EXTRA_STUDY.targets]:
+        if t.variants is None:
+            targets.append(t.model_dump(exclude_none=True))
+        elif chosen := [v for v in t.variants if v in variants]:
+            targets.append(t.model_copy(update={"variants": chosen}).model_dump(exclude_none=True))
+    study = StudySpec.model_validate({"name": name, "base": {"preset": STUDY.base.preset, "overrides": base},
+                                      "variants": variants, "seeds": list(range(seeds)), "baseline": BASELINE,
+                                      "targets": targets})
+    cmd = " ".join(a if a and all(c.isalnum() or c in "-_.=/" for c in a) else repr(a) for a in sys.argv[1:])
+    return ("# Generated from bench/studies/paper_table.yaml (and paper_table-extra.yaml): edit those, not this file,\n"
+            f"# and run again:\n#   python bench/paper_table.py {cmd}\n" + study_yaml(study))
+
+
 def side_by_side(base: dict[str, Any], reps: int, extra: bool = False,
                  only: list[str] | None = None) -> dict[str, float]:
     """Median local-training seconds of one client round per configuration, measured interleaved.
@@ -147,13 +144,13 @@ def side_by_side(base: dict[str, Any], reps: int, extra: bool = False,
     from fedcore.context import build_context
     from fedcore.spec import preset
 
-    timed = [("dense FedAvg", {"sparsity": 0.0}), ("mask s=0.9", {"sparsity": 0.9, "prune_mode": "mask"}),
+    timed = [(BASELINE, {"sparsity": 0.0}), ("mask s=0.9", {"sparsity": 0.9, "prune_mode": "mask"}),
              *[(f"drop s={s}", {"sparsity": s, "prune_mode": "drop"}) for s in (0.5, 0.7, 0.9)]]
     if extra:
         timed += [(n, o) for n, o in EXTRA if o.get("prune_mode") == "drop" or o.get("train_top_blocks")]
     if only:  # dense is always timed: every speed-up is against it
-        timed = [(n, o) for n, o in timed if n == "dense FedAvg" or n in only]
-    ctxs = {name: build_context(preset("paper-dense", **{**base, **ov, "seed": 0})) for name, ov in timed}
+        timed = [(n, o) for n, o in timed if n == BASELINE or n in only]
+    ctxs = {name: build_context(preset(STUDY.base.preset, **{**base, **ov, "seed": 0})) for name, ov in timed}
     times: dict[str, list[float]] = {name: [] for name, _ in timed}
     for rep in range(reps + 1):
         for name, ctx in ctxs.items():
@@ -214,7 +211,7 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
     def timed(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [r for r in rs if timed_seeds is None or r["seed"] < timed_seeds] or rs
 
-    dense = by.get("dense FedAvg")
+    dense = by.get(BASELINE)
     d_acc = statistics.mean(r["final_accuracy"] for r in dense) if dense else None
     d_train = statistics.mean(r["train_time_per_round"] for r in timed(dense)) if dense else None
     d_wall = statistics.mean(r["wall_per_round"] for r in timed(dense)) if dense else None
@@ -265,7 +262,7 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         line = (f"- {row}: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
                 f"{'met' if adv >= 1.8 else 'NOT met'} ({adv:.2f}x)")
         if drop and timing and row in timing:
-            sp = timing["dense FedAvg"] / timing[row]
+            sp = timing[BASELINE] / timing[row]
             line += (f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x, "
                      "side-by-side timing below)")
         elif drop and d_train:
@@ -292,7 +289,7 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
                 "count), median of the repetitions"
                 + (f" (measured on {timing_machine})" if timing_machine else "") + ":", "",
                 "| configuration | training s | speed-up vs dense |", "|---|---:|---:|"]
-        side += [f"| {n} | {t:.2f} | {timing['dense FedAvg'] / t:.2f}x |" for n, t in timing.items()]
+        side += [f"| {n} | {t:.2f} | {timing[BASELINE] / t:.2f}x |" for n, t in timing.items()]
     where: dict[str, list[str]] = {}  # machine -> rows run there (runs saved by older versions lack it)
     for r in results:
         rows = where.setdefault(r.get("machine", "not recorded"), [])
@@ -329,24 +326,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from fedcore.spec import preset
 
-    d = preset("paper-dense")  # the defaults are the paper-* presets' settings
+    d, b = preset(STUDY.base.preset), STUDY.base.overrides  # the defaults: the study's base over its preset
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=d.rounds)
-    ap.add_argument("--clients", type=int, default=d.num_clients)
-    ap.add_argument("--per-round", type=int, default=d.clients_per_round)
-    ap.add_argument("--steps", type=int, default=d.local_steps)
-    ap.add_argument("--alpha", type=float, default=d.dirichlet_alpha, help="Dirichlet label-skew concentration")
-    ap.add_argument("--lr", type=float, default=d.learning_rate)
-    ap.add_argument("--eval-size", type=int, default=d.eval_size)
-    ap.add_argument("--pooling", choices=["cls", "mean"], default=d.pooling,
+    ap.add_argument("--seeds", type=int, default=2, help="seeds 0 to SEEDS - 1 of every row (the study files: 0 to 3)")
+    ap.add_argument("--rounds", type=int, default=b.get("rounds", d.rounds))
+    ap.add_argument("--clients", type=int, default=b.get("num_clients", d.num_clients))
+    ap.add_argument("--per-round", type=int, default=b.get("clients_per_round", d.clients_per_round))
+    ap.add_argument("--steps", type=int, default=b.get("local_steps", d.local_steps))
+    ap.add_argument("--alpha", type=float, default=b.get("dirichlet_alpha", d.dirichlet_alpha),
+                    help="Dirichlet label-skew concentration")
+    ap.add_argument("--lr", type=float, default=b.get("learning_rate", d.learning_rate))
+    ap.add_argument("--eval-size", type=int, default=b.get("eval_size", d.eval_size))
+    ap.add_argument("--pooling", choices=["cls", "mean"], default=b.get("pooling", d.pooling),
                     help="classifier input: the [CLS] pooler or the mean of the token states (the tables before "
                          "2026-12-03 used cls; runs saved with another pooling are not resumed)")
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
     ap.add_argument("--extra", action="store_true",
-                    help="also the variants tried to close the gaps at s = 0.9 (drop with a dense tail, per-block "
-                         "ranking, head-coverage selection, gradient importance, heads-random LoRA init with its dense "
-                         "counterpart): 12 more runs at 2 seeds")
+                    help="also the variants tried to close the gaps at s = 0.9 (the rows of "
+                         "bench/studies/paper_table-extra.yaml)")
     ap.add_argument("--timing-reps", type=int, default=5, help="repetitions of the side-by-side timing (0: skip)")
     ap.add_argument("--timing", action="store_true", help="with --report: measure the side-by-side timing now")
     ap.add_argument("--report", action="store_true",
@@ -357,18 +354,30 @@ def main() -> int:
     ap.add_argument("--resume", action="store_true",
                     help="keep the runs already saved in bench/results/NAME[-quick].partial.json "
                          "(written after every run), or else in the committed NAME[-quick].json, and do only the missing ones")
+    ap.add_argument("--study-yaml", metavar="FILE",
+                    help="run nothing: write the study these flags describe as YAML that `fedheads study run` and "
+                         "POST /api/v1/studies accept ('-': standard output): the base with the flags applied, the "
+                         "rows chosen (--extra, --only, --quick; the baseline always), seeds 0 to SEEDS - 1, the "
+                         "study files' targets for those rows, named NAME[-quick]")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.rounds, args.per_round, args.steps, args.eval_size = 1, 2, 2, 3, 100
-    base = {"partition": "dirichlet", "dirichlet_alpha": args.alpha, "num_clients": args.clients,
-            "clients_per_round": args.per_round, "rounds": args.rounds, "local_steps": args.steps,
-            "learning_rate": args.lr, "eval_size": args.eval_size, "batch_size": 16, "max_seq_len": 64,
+    # the study's base overrides (in its order: the runs save this dict), the flags' values in place of its own
+    base = {**b, "dirichlet_alpha": args.alpha, "num_clients": args.clients, "clients_per_round": args.per_round,
+            "rounds": args.rounds, "local_steps": args.steps, "learning_rate": args.lr, "eval_size": args.eval_size,
             "pooling": args.pooling}
     every = CONFIGS + (EXTRA if args.extra else [])
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
+    stem = f"{args.name}-quick" if args.quick else args.name
+    if args.study_yaml:
+        text = study_of(stem, base, configs, args.seeds)
+        if args.study_yaml == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.study_yaml).write_text(text, encoding="utf-8")
+        return 0
     from _report import RESULTS, machine, save
 
-    stem = f"{args.name}-quick" if args.quick else args.name
     partial = RESULTS / f"{stem}.partial.json"
     saved: list[dict[str, Any]] = []
     committed = RESULTS / f"{stem}.json"  # the last table's runs
@@ -380,7 +389,7 @@ def main() -> int:
     done = {(r["name"], r["seed"]): r for r in saved}
     results = []
     # seed 0 of every configuration first (a complete one-seed table), then the headline rows' other seeds
-    first = ("dense FedAvg", "mask s=0.9", "drop s=0.9")
+    first = (BASELINE, "mask s=0.9", "drop s=0.9")
     later = sorted(configs, key=lambda c: (c[0] not in first, first.index(c[0]) if c[0] in first else 0))
     todo = [(seed, name, ov) for seed in range(args.seeds) for name, ov in (configs if seed == 0 else later)]
     missing = []
@@ -403,7 +412,8 @@ def main() -> int:
     results += sorted((r for r in saved if r["name"] in names and r["seed"] >= args.seeds),
                       key=lambda r: (r["seed"], names.index(r["name"])))
     settings = (f"MiniLM-L6 + SNLI, {args.clients} clients (Dirichlet alpha {args.alpha}), {args.per_round} per "
-                f"round, {args.rounds} rounds x {args.steps} local steps of batch 16 (max 64 tokens), AdamW lr "
+                f"round, {args.rounds} rounds x {args.steps} local steps of batch {base['batch_size']} (max "
+                f"{base['max_seq_len']} tokens), AdamW lr "
                 f"{args.lr}, LoRA r=8 on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
                 "saved for a row (the seeds column).")
