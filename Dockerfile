@@ -58,6 +58,8 @@ COPY app ./app
 COPY worker ./worker
 COPY templates ./templates
 COPY static ./static
+# the study files: the dashboard's "Reproduce the paper table" reads bench/studies/paper_table.yaml
+COPY bench/studies ./bench/studies
 RUN pip install --no-deps -e . && fedheads assets \
     && mkdir -p /var/lib/fedheads/artifacts /var/lib/fedheads/data
 

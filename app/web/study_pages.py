@@ -5,6 +5,10 @@ app/services/studies.py), embedded here at load together with the newest event i
 page follows ``/api/v1/studies/{id}/events`` from exactly there and re-reads the detail as runs store
 rounds and finish. Its tables download from ``/api/v1/studies/{id}/{aggregate,verdicts,runs}.{csv,json}``
 and its definition from ``.../spec.yaml``.
+
+The list page offers "Reproduce the paper table": a quick version of bench/studies/paper_table.yaml
+(app/services/paper_table.py), embedded in the page as the JSON body static/js/studies.js posts to
+``POST /api/v1/studies``, and shown as YAML with its sizing beside the button.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from jinja2.utils import htmlsafe_json_dumps
 from app.api.deps import DbDep
 from app.models import Study
 from app.services import studies as svc
+from app.services.advice import table_names
 from app.services.events import study_latest_event
+from app.services.paper_table import QUICK_OVERRIDES, paper_table, quick_paper_table
 from app.web.render import not_found, parse_id, templates
+from fedcore.study import study_yaml
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,7 +43,22 @@ def studies_page(request: Request, db: DbDep) -> HTMLResponse:
         rows.append({"id": str(row.id), "name": row.name, "status": out.status, "runs_total": out.runs_total,
                      "finished": out.counts.get("succeeded", 0), "variants": list(out.definition.variants),
                      "seeds": out.definition.seeds, "baseline": out.definition.baseline, "created": row.created_at})
-    return templates.TemplateResponse(request, "studies.html", {"active": "studies", "rows": rows, "total": total})
+    return templates.TemplateResponse(request, "studies.html", {"active": "studies", "rows": rows, "total": total,
+                                                                "paper_table": _paper_table_offer()})
+
+
+def _paper_table_offer() -> dict[str, Any] | None:
+    """What the page says and posts for "Reproduce the paper table"; None without a valid study file."""
+    full, quick = paper_table(), quick_paper_table()
+    if full is None or quick is None:
+        return None
+    return {
+        "variants": len(quick.variants), "full": full.base.overrides, "quick": quick.base.overrides,
+        "full_seeds": full.seeds, "quick_seeds": quick.seeds, "changed": list(QUICK_OVERRIDES),
+        "yaml": study_yaml(quick), "measured": "paper_table" in table_names(),
+        # the body of POST /api/v1/studies, its variants in the file's order (|tojson would sort them)
+        "body": htmlsafe_json_dumps(quick.model_dump(mode="json", exclude_none=True)),
+    }
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
