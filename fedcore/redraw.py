@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from fedcore.lora_state import LoraLayout
+from fedcore.lora_state import HeadParam, LoraLayout
 from fedcore.models.base import AttentionBlock
 from fedcore.pruning import choose_kept, sampled_keys
 
@@ -51,7 +51,7 @@ def redraw_compute(importance: Tensor, kept: Tensor, compute_sparsity: float, se
     return compute
 
 
-def _head_rows(layout: LoraLayout) -> dict[str, object]:
+def _head_rows(layout: LoraLayout) -> dict[str, HeadParam]:
     return {hp.key.replace(".weight", ".default.weight"): hp for hp in layout.head_params}
 
 
@@ -75,12 +75,11 @@ def carry_optimizer_state(old_opt: torch.optim.Optimizer, old_model: nn.Module, 
             if not isinstance(value, Tensor) or value.dim() == 0 or hp is None:
                 moved[key] = value.clone() if isinstance(value, Tensor) else value
                 continue
-            axis, unit = hp.axis, hp.unit_size  # type: ignore[attr-defined]
             shape = list(value.shape)
-            shape[axis] = hp.units * unit  # type: ignore[attr-defined]
+            shape[hp.axis] = hp.units * hp.unit_size
             full = value.new_zeros(shape)
-            full.index_copy_(axis, layout.unit_index(hp, old_present).to(value.device), value)  # type: ignore[arg-type]
-            moved[key] = full.index_select(axis, layout.unit_index(hp, new_present).to(value.device))  # type: ignore[arg-type]
+            full.index_copy_(hp.axis, layout.unit_index(hp, old_present).to(value.device), value)
+            moved[key] = full.index_select(hp.axis, layout.unit_index(hp, new_present).to(value.device))
         new_opt.state[new_p] = moved
 
 

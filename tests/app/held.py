@@ -86,3 +86,26 @@ def held_client(folder: Path, **overrides: Any) -> Iterator[TestClient]:
     app = create_app(held_settings(folder, **overrides), background=False, executor_factory=HeldExecutor)
     with TestClient(app) as client:
         yield client
+
+
+def hand_record(rnd: int, acc: float, up: int, train: float) -> dict[str, Any]:
+    """A round record with hand-chosen figures: accuracy, upload bytes (dense: 100), each client's training s."""
+    return {"round": rnd, "metrics": {"accuracy": acc}, "bytes_up": up, "bytes_up_dense": 100, "bytes_down": 100,
+            "ops": 10.0, "ops_dense": 20.0, "ops_attention": 4.0, "ops_attention_dense": 12.0, "wall_time": 3.0,
+            "train_loss": 1.0, "selection": {"selected": [0, 1]},
+            "clients": [{"train_time": train}, {"train_time": train}]}
+
+
+def run_by_hand(db_url: str, run_id: str, accs: list[float], up: int, train: float, *, finish: bool = True) -> None:
+    """What a runner does, through the job lifecycle: claim, store rounds (:func:`hand_record`), finish."""
+    from app.core.db import session_factory
+    from app.services import jobs
+
+    with session_factory(db_url).begin() as s:
+        exp_id = uuid.UUID(run_id)
+        assert jobs.claim(db_session=s, experiment_id=exp_id, runner="hand:1", task_id=None, artifact_dir="/tmp/x")
+        for i, acc in enumerate(accs, 1):
+            jobs.persist_round(db_session=s, experiment_id=exp_id, record=hand_record(i, acc, up, train),
+                               checkpoint=None, runner="hand:1")
+        if finish:
+            jobs.finish(db_session=s, experiment_id=exp_id, status="succeeded", runner="hand:1")

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.core.db import session_factory
 from app.models import Experiment, Study
 from app.services import jobs
-from tests.app.held import HeldExecutor, backend_url, held_client_on
+from tests.app.held import HeldExecutor, backend_url, hand_record, held_client_on, run_by_hand
 
 SCHEMA = "fedheads_studies"
 TINY = {"rounds": 4, "local_steps": 2, "eval_size": 20, "max_train_examples": 100}
@@ -113,28 +113,9 @@ def test_a_body_that_is_not_json_or_yaml_is_a_422(client: TestClient) -> None:
     assert resp.status_code == 422 and "not valid YAML" in resp.json()["detail"][0]["msg"]
 
 
-def _record(rnd: int, acc: float, up: int, train: float) -> dict[str, Any]:
-    return {"round": rnd, "metrics": {"accuracy": acc}, "bytes_up": up, "bytes_up_dense": 100, "bytes_down": 100,
-            "ops": 10.0, "ops_dense": 20.0, "ops_attention": 4.0, "ops_attention_dense": 12.0, "wall_time": 3.0,
-            "train_loss": 1.0, "selection": {"selected": [0, 1]},
-            "clients": [{"train_time": train}, {"train_time": train}]}
-
-
 # variant, seed -> per-round accuracy, uplink bytes a round, each client's training seconds a round
 HAND = {("dense", 0): ([0.5, 0.6, 0.7, 0.8], 100, 1.0), ("mask", 0): ([0.5, 0.6, 0.7, 0.79], 50, 0.5),
         ("dense", 1): ([0.5, 0.6, 0.7, 0.76], 100, 1.0), ("mask", 1): ([0.5, 0.6, 0.7, 0.72], 40, 1.0)}
-
-
-def _run_by_hand(db_url: str, run_id: str, accs: list[float], up: int, train: float, *, finish: bool = True) -> None:
-    """What a runner does, through the job lifecycle: claim, store rounds, finish."""
-    with session_factory(db_url).begin() as s:
-        exp_id = uuid.UUID(run_id)
-        assert jobs.claim(db_session=s, experiment_id=exp_id, runner="hand:1", task_id=None, artifact_dir="/tmp/x")
-        for i, acc in enumerate(accs, 1):
-            jobs.persist_round(db_session=s, experiment_id=exp_id, record=_record(i, acc, up, train), checkpoint=None,
-                               runner="hand:1")
-        if finish:
-            jobs.finish(db_session=s, experiment_id=exp_id, status="succeeded", runner="hand:1")
 
 
 def test_the_table_is_the_hand_worked_one_from_the_stored_rounds_and_says_when_partial(
@@ -143,8 +124,8 @@ def test_the_table_is_the_hand_worked_one_from_the_stored_rounds_and_says_when_p
     study = client.post("/api/v1/studies", json=STUDY).json()
     runs = {(r["variant"], r["seed"]): r["id"] for r in study["runs"]}
     for key in [("dense", 0), ("mask", 0), ("dense", 1)]:
-        _run_by_hand(db_url, runs[key], *HAND[key])
-    _run_by_hand(db_url, runs[("mask", 1)], HAND[("mask", 1)][0][:2], 40, 1.0, finish=False)
+        run_by_hand(db_url, runs[key], *HAND[key])
+    run_by_hand(db_url, runs[("mask", 1)], HAND[("mask", 1)][0][:2], 40, 1.0, finish=False)
 
     partial = client.get(f"/api/v1/studies/{study['id']}").json()
     assert partial["status"] == "running" and partial["counts"] == {"succeeded": 3, "running": 1}
@@ -156,7 +137,7 @@ def test_the_table_is_the_hand_worked_one_from_the_stored_rounds_and_says_when_p
     with session_factory(db_url).begin() as s:
         for i, acc in enumerate(HAND[("mask", 1)][0][2:], 3):
             jobs.persist_round(db_session=s, experiment_id=uuid.UUID(runs[("mask", 1)]),
-                               record=_record(i, acc, 40, 1.0), checkpoint=None, runner="hand:1")
+                               record=hand_record(i, acc, 40, 1.0), checkpoint=None, runner="hand:1")
         jobs.finish(db_session=s, experiment_id=uuid.UUID(runs[("mask", 1)]), status="succeeded", runner="hand:1")
     done = client.get(f"/api/v1/studies/{study['id']}").json()
     assert done["status"] == "succeeded" and done["aggregate"]["complete"]
@@ -174,7 +155,7 @@ def test_the_table_is_the_hand_worked_one_from_the_stored_rounds_and_says_when_p
 def test_cancel_resume_and_delete_act_on_the_whole_study(client: TestClient, db_url: str) -> None:
     study = client.post("/api/v1/studies", json=STUDY).json()
     first = study["runs"][0]["id"]
-    _run_by_hand(db_url, first, *HAND[("dense", 0)])
+    run_by_hand(db_url, first, *HAND[("dense", 0)])
     cancelled = client.post(f"/api/v1/studies/{study['id']}/cancel")
     assert cancelled.status_code == 202, cancelled.text
     assert cancelled.json()["study"]["counts"] == {"succeeded": 1, "cancelled": 3}
@@ -189,7 +170,7 @@ def test_cancel_resume_and_delete_act_on_the_whole_study(client: TestClient, db_
     assert [str(i) for i in executor.dispatched[before:]] == [r["id"] for r in study["runs"][1:]]
     assert client.post(f"/api/v1/studies/{study['id']}/resume").status_code == 409
 
-    _run_by_hand(db_url, study["runs"][1]["id"], *HAND[("mask", 0)], finish=False)
+    run_by_hand(db_url, study["runs"][1]["id"], *HAND[("mask", 0)], finish=False)
     assert client.delete(f"/api/v1/studies/{study['id']}").status_code == 409  # a run is running
     with session_factory(db_url).begin() as s:
         jobs.finish(db_session=s, experiment_id=uuid.UUID(study["runs"][1]["id"]), status="failed", runner="hand:1")

@@ -20,9 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cli import sse_events
-from app.core.db import session_factory
-from app.services import jobs
-from tests.app.held import backend_url, held_client_on
+from tests.app.held import backend_url, held_client_on, run_by_hand
 
 SCHEMA = "fedheads_study_downloads"
 STUDY: dict[str, Any] = {
@@ -49,28 +47,10 @@ def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
         yield c
 
 
-def _record(rnd: int, acc: float, up: int, train: float) -> dict[str, Any]:
-    return {"round": rnd, "metrics": {"accuracy": acc}, "bytes_up": up, "bytes_up_dense": 100, "bytes_down": 100,
-            "ops": 10.0, "ops_dense": 20.0, "ops_attention": 4.0, "ops_attention_dense": 12.0, "wall_time": 3.0,
-            "train_loss": 1.0, "selection": {"selected": [0, 1]},
-            "clients": [{"train_time": train}, {"train_time": train}]}
-
-
-def _run_by_hand(db_url: str, run_id: str, accs: list[float], up: int, train: float) -> None:
-    """What a runner does, through the job lifecycle: claim, store every round, succeed."""
-    with session_factory(db_url).begin() as s:
-        exp_id = uuid.UUID(run_id)
-        assert jobs.claim(db_session=s, experiment_id=exp_id, runner="hand:1", task_id=None, artifact_dir="/tmp/x")
-        for i, acc in enumerate(accs, 1):
-            jobs.persist_round(db_session=s, experiment_id=exp_id, record=_record(i, acc, up, train), checkpoint=None,
-                               runner="hand:1")
-        jobs.finish(db_session=s, experiment_id=exp_id, status="succeeded", runner="hand:1")
-
-
 def _finished_study(client: TestClient, db_url: str) -> dict[str, Any]:
     study = client.post("/api/v1/studies", json=STUDY).json()
     for run in study["runs"]:
-        _run_by_hand(db_url, run["id"], *HAND[(run["variant"], run["seed"])])
+        run_by_hand(db_url, run["id"], *HAND[(run["variant"], run["seed"])])
     return dict(client.get(f"/api/v1/studies/{study['id']}").json())
 
 
@@ -155,7 +135,7 @@ def test_the_study_stream_follows_every_run_and_ends_when_all_have_finished(clie
     follower = threading.Thread(target=_follow, args=(client, url, live), daemon=True)
     follower.start()
     for run in study["runs"]:
-        _run_by_hand(db_url, run["id"], *HAND[(run["variant"], run["seed"])])
+        run_by_hand(db_url, run["id"], *HAND[(run["variant"], run["seed"])])
     follower.join(timeout=30)
     assert not follower.is_alive(), "the stream did not end once every run had finished"
     ids = [i for i, _, _ in live]

@@ -18,6 +18,8 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +81,9 @@ def run_study(server: Server, timeout: float) -> str:
     return study
 
 
-def take_study(server: Server, study: str, out: Path, color_scheme: str) -> None:
-    """The finished study's page, whole."""
+@contextmanager
+def browser_page(color_scheme: str, what: str) -> Iterator[Any]:
+    """A page of Debian's headless chromium (1280 wide); exits if ``what`` asked for any outside URL."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -93,13 +96,19 @@ def take_study(server: Server, study: str, out: Path, color_scheme: str) -> None
             viewport={"width": 1280, "height": 800}, color_scheme=color_scheme)  # type: ignore[arg-type]
         page = ctx.new_page()
         page.on("request", lambda req: outside.append(req.url) if is_outside(req.url) else None)
+        yield page
+        ctx.close()
+    if outside:
+        sys.exit(f"{what} asked for outside URLs: {outside}")
+
+
+def take_study(server: Server, study: str, out: Path, color_scheme: str) -> None:
+    """The finished study's page, whole."""
+    with browser_page(color_scheme, "the study page") as page:
         shoot(page, f"{server.url}/studies/{study}",
               "document.getElementById('stream-state').textContent.includes('every run has finished') && "
               "document.getElementById('chart-pareto-time').data !== undefined",
               out / "screenshot-study.png")
-        ctx.close()
-    if outside:
-        sys.exit(f"the study page asked for outside URLs: {outside}")
 
 
 def shoot(page: Any, url: str, ready: str, path: Path) -> None:
@@ -114,18 +123,7 @@ def shoot(page: Any, url: str, ready: str, path: Path) -> None:
 
 
 def take(server: Server, study: str, ids: list[str], out: Path, color_scheme: str) -> None:
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("needs Debian's chromium: apt-get install -y chromium (make browser)")
-    outside: list[str] = []
-    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
-        ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 800}, color_scheme=color_scheme)
-        page = ctx.new_page()
-        page.on("request", lambda req: outside.append(req.url) if is_outside(req.url) else None)
+    with browser_page(color_scheme, "the pages") as page:
         shown = ids[1]  # s=0.5: its page overlays the dense sibling
         shoot(page, f"{server.url}/experiments/{shown}",
               "window.fedheads && window.fedheads.state.records.length === 8 && "
@@ -139,9 +137,6 @@ def take(server: Server, study: str, ids: list[str], out: Path, color_scheme: st
         shoot(page, f"{server.url}/", f"document.querySelectorAll('#experiments tbody tr').length === {len(ids)}",
               out / "screenshot-list.png")
         shoot_live(page, server, out / "screenshot-progress.png")
-        ctx.close()
-    if outside:
-        sys.exit(f"the pages asked for outside URLs: {outside}")
 
 
 def shoot_live(page: Any, server: Server, path: Path) -> None:
