@@ -154,7 +154,7 @@ def side_by_side(base: dict[str, Any], reps: int, extra: bool = False,
     times: dict[str, list[float]] = {name: [] for name, _ in timed}
     for rep in range(reps + 1):
         for name, ctx in ctxs.items():
-            rnd = 1 + ctx.spec.compute_ramp_rounds  # a ramped row at its target compute sparsity
+            rnd = 1 + max(ctx.spec.compute_ramp_rounds, ctx.spec.train_top_blocks_after)  # a ramped row at its target
             upd = train_client(ctx, ClientTask(round=rnd, client=rep % 4, global_state=ctx.initial_state))
             if rep:  # the first pass warms up allocators and caches
                 times[name].append(upd.train_time)

@@ -28,6 +28,8 @@ from fedcore.pruning import choose_kept, compute_heads, edge_blocks, ramped, sam
 from fedcore.redraw import REDRAW_SEED_OFFSET, carry_optimizer_state, dropped_copy, redraw_compute
 from fedcore.spec import ExperimentSpec
 
+LR_FLOOR = 0.1  # lr_schedule 'cosine' ends at this fraction of learning_rate
+
 
 class Cancelled(RuntimeError):
     """Raised inside local training when the run was asked to stop."""
@@ -218,6 +220,15 @@ def _compute_sparsity(ctx: RunContext, round_: int) -> float:
     return ramped(target, round_, spec.compute_ramp_rounds)
 
 
+def round_lr(spec: ExperimentSpec, round_: int) -> float:
+    """The local learning rate of a round (``lr_schedule``): constant, or a half cosine from
+    ``learning_rate`` in round 1 to a tenth of it in round ``rounds``."""
+    if spec.lr_schedule == "constant" or spec.rounds <= 1:
+        return spec.learning_rate
+    t = min(max(round_ - 1, 0), spec.rounds - 1) / (spec.rounds - 1)
+    return spec.learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
 def _compute_mask(ctx: RunContext, scores: Tensor, kept: Tensor, round_: int, trained: Tensor | None) -> Tensor:
     """The heads of the local forward: every head outside 'drop' mode; in 'drop' mode the
     (ramped) compute sparsity's heads, the edge blocks, the blocks that do not train
@@ -298,7 +309,8 @@ def train_client(
     scores = importance
     if spec.head_choice == "sampled" and spec.sparsity > 0:
         scores = sampled_keys(importance, seed + 2)
-    trained = top_blocks(ctx.blocks, spec.train_top_blocks)  # None: every block trains
+    warm = task.round <= spec.train_top_blocks_after  # train_top_blocks_after: dense warm-up rounds
+    trained = top_blocks(ctx.blocks, 0 if warm else spec.train_top_blocks)  # None: every block trains
     kept = choose_kept(scores, spec.sparsity, ranking=spec.prune_ranking, min_per_block=spec.min_heads_per_block,
                        eligible=trained)
     compute = _compute_mask(ctx, scores, kept, task.round, trained)  # heads of the local forward, a superset of kept
@@ -325,9 +337,10 @@ def train_client(
     # 4. local training
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    lr = round_lr(spec, task.round)
     undo = [_freeze_blocks(ctx, model, trained)]  # train_top_blocks: no backward below the trained blocks
     try:
-        opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+        opt = torch.optim.AdamW(_trainable(model), lr=lr, weight_decay=spec.weight_decay)
         model.train()
         order: list[int] = []
         losses: list[float] = []
@@ -344,7 +357,7 @@ def train_client(
                 dropped = False
                 restore = _freeze_restorer(ctx, model, kept)
                 undo.append(_freeze_blocks(ctx, model, trained))
-                opt = torch.optim.AdamW(_trainable(model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+                opt = torch.optim.AdamW(_trainable(model), lr=lr, weight_decay=spec.weight_decay)
                 model.train()
             if dropped and redraw and step and step % redraw == 0:  # structured head dropout (fedcore/redraw.py)
                 new_compute = redraw_compute(importance, kept, _compute_sparsity(ctx, task.round), seed + REDRAW_SEED_OFFSET
@@ -355,7 +368,7 @@ def train_client(
                 new_model = dropped_copy(full, ctx.blocks, new_compute, prefix=PEFT_PREFIX, scaling=spec.drop_scaling)
                 restore = _freeze_restorer(ctx, new_model, kept, present=new_compute)
                 undo.append(_freeze_blocks(ctx, new_model, trained))
-                new_opt = torch.optim.AdamW(_trainable(new_model), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+                new_opt = torch.optim.AdamW(_trainable(new_model), lr=lr, weight_decay=spec.weight_decay)
                 carry_optimizer_state(opt, model, new_opt, new_model, layout, compute, new_compute)
                 model, opt, compute = new_model, new_opt, new_compute
                 model.train()

@@ -92,6 +92,12 @@ class ExperimentSpec(BaseModel):
     batch_size: int = Field(16, ge=1, le=1024, description="Local training batch size.")
     learning_rate: float = Field(2e-3, gt=0, le=1, description="AdamW learning rate of the local optimizer.")
     weight_decay: float = Field(0.0, ge=0, le=1, description="AdamW weight decay.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="The local learning rate over the rounds: 'constant', or 'cosine': `learning_rate` in round 1 "
+        "falling on a half cosine to a tenth of it in the last round (FedAvg on non-IID data needs a decaying "
+        "local rate to converge: Li et al. 2020). Every client of a round uses the round's rate.",
+    )
     pooling: Literal["cls", "mean"] = Field(
         "cls",
         description="BERT-family classification: 'cls' classifies the [CLS] state through the model's dense "
@@ -201,6 +207,11 @@ class ExperimentSpec(BaseModel):
         "global values, so local training back-propagates only through the top N blocks while the forward "
         "stays whole (fedheads' own). 0: every block trains.",
     )
+    train_top_blocks_after: int = Field(
+        0, ge=0, le=10_000,
+        description="With `train_top_blocks`: the first N rounds train every block (a dense warm-up for the "
+        "lower blocks' LoRA), later rounds only the top blocks (fedheads' own). 0: from round 1.",
+    )
 
     # --- aggregation & selection --------------------------------------------
     aggregation: Literal["fedavg", "masked_fedavg", "head_weighted"] = Field(
@@ -261,6 +272,8 @@ class ExperimentSpec(BaseModel):
                 "train_top_blocks ranks heads globally: it cannot be combined with prune_ranking 'per_block' "
                 "or min_heads_per_block, which keep heads in blocks that do not train"
             )
+        if self.train_top_blocks_after and not self.train_top_blocks:
+            raise ValueError("train_top_blocks_after is a warm-up before train_top_blocks: set train_top_blocks too")
         if self.dataset == "local" and not self.data_path:
             raise ValueError("dataset 'local' needs data_path")
         return self

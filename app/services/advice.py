@@ -13,7 +13,7 @@ A spec *matches* a row when the two agree on every field that decides what is le
 (:func:`learning_key`):
 
 - always: model, dataset, partition, pooling, lora_init, aggregation, selection, importance,
-  train_top_blocks (absent from older rows: 0), and the sparsity within ``SPARSITY_TOLERANCE``;
+  train_top_blocks and train_top_blocks_after (absent from older rows: 0), and the sparsity within ``SPARSITY_TOLERANCE``;
 - when heads are pruned (sparsity > 0): prune_mode, head_choice, prune_ranking, min_heads_per_block;
 - in drop mode: the compute sparsity (``compute_sparsity``, unset meaning the sparsity; within the
   same tolerance), drop_dense_steps, compute_ramp_rounds, compute_edge_blocks, drop_scaling, compute_redraw_steps
@@ -23,7 +23,7 @@ Fields that only take effect in a mode are left out of the other modes' keys, so
 is not told apart from a benchmark row by a drop-mode option it never uses. Aggregation, selection,
 importance and the ranking are matched because the benchmark rows differ in exactly those: a row
 that tested FedAvg aggregation says nothing of head-weighted aggregation. Hyper-parameters (rounds,
-clients, learning rate, steps, Dirichlet alpha) are not matched; the warning names the rounds and
+clients, learning rate and its schedule, steps, Dirichlet alpha) are not matched; the warning names the rounds and
 seeds the figure was measured on. A combination no benchmark row ran gets no warning: the advice is
 only ever what was measured.
 
@@ -55,8 +55,8 @@ CHANCE_FLOOR = {"snli": 0.40}
 SPARSITY_TOLERANCE = 0.05
 
 ALWAYS = ("model", "dataset", "partition", "pooling", "lora_init", "aggregation", "selection", "importance",
-          "train_top_blocks")
-ABSENT_MEANS = {"train_top_blocks": 0, "compute_redraw_steps": 0}  # rows saved before a field existed ran with its default
+          "train_top_blocks", "train_top_blocks_after")
+ABSENT_MEANS = {"train_top_blocks": 0, "train_top_blocks_after": 0, "compute_redraw_steps": 0}  # rows saved before a field existed ran with its default
 WHEN_PRUNED = ("prune_mode", "head_choice", "prune_ranking", "min_heads_per_block")
 IN_DROP_MODE = ("drop_dense_steps", "compute_ramp_rounds", "compute_edge_blocks", "drop_scaling", "compute_redraw_steps")
 

@@ -11,7 +11,15 @@ import torch
 from peft import get_peft_model_state_dict
 
 from fedcore.accounting import deserialize_payload
-from fedcore.client import ClientTask, _dropped_state, _to_full_model, client_probe, load_global, train_client
+from fedcore.client import (
+    ClientTask,
+    _dropped_state,
+    _to_full_model,
+    client_probe,
+    load_global,
+    round_lr,
+    train_client,
+)
 from fedcore.context import build_context
 from fedcore.drop import drop_heads
 from fedcore.lora_state import KEPT_KEY, PEFT_PREFIX, HeadParam
@@ -358,3 +366,36 @@ def test_train_top_blocks_at_sparsity_zero_uploads_every_head_with_lower_blocks_
 def test_train_top_blocks_is_refused_with_per_block_ranking() -> None:
     with pytest.raises(Exception, match="train_top_blocks"):
         preset("smoke", sparsity=0.5, train_top_blocks=1, prune_ranking="per_block")
+
+
+def test_train_top_blocks_after_trains_every_block_in_the_warm_up_rounds_then_only_the_top() -> None:
+    spec = preset("smoke", sparsity=0.0, train_top_blocks=1, train_top_blocks_after=1, local_steps=2)
+    ctx = build_context(spec)
+    g = {k: (torch.randn_like(v) if "lora_B" in k else v.clone()) for k, v in ctx.initial_state.items()}
+    warm = train_client(ctx, ClientTask(round=1, client=0, global_state=g))
+    after = train_client(ctx, ClientTask(round=2, client=0, global_state=g))
+    # round 1 (the warm-up): every block trains, at dense cost; round 2: the lower block comes back unchanged
+    assert warm.ops == warm.ops_dense and after.ops < after.ops_dense
+    warm_state, _, _ = ctx.layout.read_upload(deserialize_payload(warm.payload), g)
+    after_state, _, _ = ctx.layout.read_upload(deserialize_payload(after.payload), g)
+    assert any(not torch.equal(v, g[k]) for k, v in _block_units(ctx, warm_state, 0).items())
+    assert all(torch.equal(v, g[k]) for k, v in _block_units(ctx, after_state, 0).items())
+
+
+def test_train_top_blocks_after_needs_train_top_blocks() -> None:
+    with pytest.raises(Exception, match="train_top_blocks_after"):
+        preset("smoke", train_top_blocks_after=2)
+
+
+def test_cosine_lr_schedule_falls_from_the_rate_to_a_tenth_and_changes_training_only_after_round_1() -> None:
+    spec = preset("smoke", rounds=5, learning_rate=1e-3, lr_schedule="cosine", local_steps=2)
+    rates = [round_lr(spec, r) for r in range(1, 6)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-4)
+    assert rates[2] == pytest.approx(0.55e-3) and all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert round_lr(spec.with_overrides(lr_schedule="constant"), 5) == 1e-3
+    # the same client and global state: round 1 trains as the constant rate does, round 3 differently
+    ctx, flat = build_context(spec), build_context(spec.with_overrides(lr_schedule="constant"))
+    for rnd, same in ((1, True), (3, False)):
+        a = train_client(ctx, ClientTask(round=rnd, client=0, global_state=ctx.initial_state))
+        b = train_client(flat, ClientTask(round=rnd, client=0, global_state=flat.initial_state))
+        assert (a.payload == b.payload) is same

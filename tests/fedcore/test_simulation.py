@@ -71,6 +71,16 @@ def test_drop_options_give_identical_rounds_sequential_and_parallel() -> None:
     assert sequential.rounds[1].ops < sequential.rounds[0].ops  # round 1 ran dense (the ramp), round 2 pruned
 
 
+def test_round_schedules_give_identical_rounds_sequential_and_parallel() -> None:
+    spec = preset("smoke", rounds=2, local_steps=2, eval_size=60, sparsity=0.75, lr_schedule="cosine",
+                  train_top_blocks=1, train_top_blocks_after=1)
+    sequential = run_simulation(spec, context=build_context(spec))
+    with ProcessClientPool(spec, workers=2) as pool:
+        parallel = run_simulation(spec, client_pool=pool, context=build_context(spec))
+    assert _figures(parallel.rounds) == _figures(sequential.rounds)
+    assert sequential.rounds[1].ops < sequential.rounds[0].ops == sequential.rounds[0].ops_dense  # warm-up: dense
+
+
 def test_stop_at_round_2_and_resume_equals_uninterrupted(sequential_run, smoke_spec, tmp_path: Path) -> None:
     ck = tmp_path / "ck"
     first = run_simulation(smoke_spec, context=build_context(smoke_spec), checkpoint_dir=ck, stop_after_round=2)
