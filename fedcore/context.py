@@ -137,10 +137,18 @@ _CACHE: dict[str, RunContext] = {}
 
 
 def get_context(spec: ExperimentSpec, paths: Paths | None = None) -> RunContext:
-    """Build once per process and spec; later calls reuse the loaded model and data."""
+    """Build once per process and spec; later calls reuse the loaded model and data.
+
+    A process that serves many jobs (the embedded executor's job process, a Celery worker) keeps the
+    contexts of its last two specs. torch's thread count is process-wide and figures are bit-identical
+    only at the spec's own count, so every call sets it again: a job whose context was cached before
+    another job with other threads ran gets the figures of a fresh process.
+    """
     key = f"{os.getpid()}:{spec.model_dump_json()}:{paths}"
     if key not in _CACHE:
         if len(_CACHE) >= 2:
             _CACHE.clear()
         _CACHE[key] = build_context(spec, paths)
+    elif torch.get_num_threads() != spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
     return _CACHE[key]
