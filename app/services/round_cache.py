@@ -10,9 +10,11 @@ re-read and re-decoded every round record (the load benchmark: ~10 ms of CPU
 per request at 60 rounds, growing with the run).
 
 Kept per experiment: each round's API JSON (``RoundOut``, serialised once), its
-headline figures (``RoundFigures``) and the few record fields ``summarize``
-reads. Experiments are evicted least recently used once the kept JSON passes
-``max_bytes`` or more than ``max_experiments`` are kept.
+headline figures (``RoundFigures``) and the few record fields ``summarize`` and a
+study's table read (:func:`slim_record`), so a study's detail is computed from kept
+rounds too, reading only each run's new rounds. Experiments are evicted least
+recently used once the kept JSON passes ``max_bytes`` or more than
+``max_experiments`` are kept.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_EXPERIMENTS = 256
 
 
+def slim_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a round record that ``fedcore.summary.summarize`` and ``fedcore.study_aggregate.run_figures``
+    read: ``SUMMARY_KEYS`` and each client's ``train_time`` (a client without one stays without one)."""
+    out = {k: record.get(k) for k in SUMMARY_KEYS}
+    out["clients"] = [{"train_time": c["train_time"]} if "train_time" in c else {} for c in record.get("clients") or []]
+    return out
+
+
 @dataclass
 class RoundsView:
     """Rounds 1..n of one experiment as the API shows them (the entry's lists only grow)."""
@@ -50,6 +60,10 @@ class RoundsView:
     def summary(self) -> dict[str, Any]:
         return self._entry.summary(self.n)
 
+    def records(self) -> list[dict[str, Any]]:
+        """Rounds 1..n as :func:`slim_record` keeps them (shared: read, never change)."""
+        return self._entry.slim[: self.n]
+
     def rounds_json(self, after: int = 0) -> bytes:
         """The body of GET /rounds: ``{"items": [rounds after ``after``], "total": count}``."""
         items = self._entry.fragments[after : self.n] if after < self.n else []
@@ -61,7 +75,7 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     fragments: list[bytes] = field(default_factory=list)
     figures: list[RoundFigures] = field(default_factory=list)
-    slim: list[dict[str, Any]] = field(default_factory=list)  # the record fields summarize reads
+    slim: list[dict[str, Any]] = field(default_factory=list)  # slim_record of each round
     nbytes: int = 0
     _summary: tuple[int, dict[str, Any]] | None = None
 
@@ -79,7 +93,7 @@ class _Entry:
             frag = round_out(row).model_dump_json().encode()
             self.fragments.append(frag)
             self.figures.append(round_figures(row))
-            self.slim.append({k: row.record.get(k) for k in SUMMARY_KEYS})
+            self.slim.append(slim_record(row.record))
             self.nbytes += len(frag)
 
 

@@ -6,14 +6,15 @@ A study is :class:`fedcore.study.StudySpec`; its runs are ordinary experiments l
 (:mod:`app.services.jobs`) and the same executors as any other: the route commits the study and its
 runs, then dispatches each (on Celery, each run is one task, so a study's runs spread over the
 workers). A study has no status of its own: :func:`study_status` reads it from its runs. Its table
-is :func:`fedcore.study_aggregate.aggregate` over the runs' stored rounds.
+is :func:`fedcore.study_aggregate.aggregate` over the runs' stored rounds, as the API process keeps them
+(:mod:`app.services.round_cache`: a read decodes only the rounds stored since the last one).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,11 @@ from sqlalchemy.orm import Session
 
 from app.api.presenters import progress
 from app.core.config import Settings
-from app.models import TERMINAL, Experiment, Round, Study, utcnow
+from app.models import TERMINAL, Experiment, Study, utcnow
 from app.schemas import StudyDetail, StudyOut, StudyRunOut
 from app.services import experiments, jobs, spec_errors, submit_checks
 from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.round_cache import RoundCache
 from fedcore.checks import check_inputs
 from fedcore.spec import ExperimentSpec, UnknownPreset
 from fedcore.study import StudySpec
@@ -207,23 +209,19 @@ def list_studies(*, db_session: Session, limit: int, offset: int) -> tuple[list[
     return [(r, statuses[r.id]) for r in rows], total
 
 
-def records_of(db_session: Session, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """Each run's stored round records, in round order."""
-    out: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in run_ids}
-    if run_ids:
-        for exp_id, record in db_session.execute(
-            select(Round.experiment_id, Round.record).where(Round.experiment_id.in_(list(run_ids)))
-            .order_by(Round.experiment_id, Round.round)
-        ).all():
-            out[exp_id].append(record)
-    return out
+def records_of(rounds: RoundCache, db_session: Session, runs: Sequence[Experiment]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each run's stored rounds 1..``rounds_done`` (the fields the table reads: :func:`round_cache.slim_record`),
+    from the rounds this process keeps; only rounds it has not seen yet are read from the database."""
+    return {r.id: rounds.view(db_session, r.id, r.rounds_done).records() for r in runs}
 
 
 def study_table(
-    study: StudySpec, runs: Sequence[Experiment], records: dict[uuid.UUID, list[dict[str, Any]]]
+    study: StudySpec, runs: Sequence[Experiment], records: dict[uuid.UUID, list[dict[str, Any]]],
+    only: Collection[uuid.UUID] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Each run's figures and the study's aggregate (fedcore/study_aggregate.py)."""
-    per_run = [{"run": r, "figures": run_figures(records[r.id])} for r in runs]
+    """The figures of each run (of the runs in ``only``, when given) and the study's aggregate
+    (fedcore/study_aggregate.py, always over every run)."""
+    per_run = [{"run": r, "figures": run_figures(records[r.id])} for r in runs if only is None or r.id in only]
     table = aggregate(study, [StudyRun(r.variant or "", r.seed or 0, r.status, records[r.id]) for r in runs])
     return per_run, table
 
@@ -237,11 +235,15 @@ def study_out(row: Study, statuses: list[str]) -> StudyOut:
     )
 
 
-def study_detail(db_session: Session, study_id: uuid.UUID) -> StudyDetail:
-    """A study with each run's figures and its table (the API's answer and the study page's data)."""
+def study_detail(
+    db_session: Session, study_id: uuid.UUID, rounds: RoundCache, only: Collection[uuid.UUID] | None = None
+) -> StudyDetail:
+    """A study with each run's figures and its table (the API's answer and the study page's data). With
+    ``only``, ``runs`` holds just those of its runs (the page's live update: the runs an event named); the
+    status, the counts and the table are the whole study's all the same."""
     row = get_study(db_session=db_session, study_id=study_id)
     runs = runs_of(db_session, study_id)
-    per_run, table = study_table(definition(row), runs, records_of(db_session, [r.id for r in runs]))
+    per_run, table = study_table(definition(row), runs, records_of(rounds, db_session, runs), only)
     out = study_out(row, [r.status for r in runs])
     return StudyDetail(
         **out.model_dump(), aggregate=table,

@@ -2,9 +2,9 @@
 
 The study page is drawn by static/js/study.js from the API's study detail (``GET /api/v1/studies/{id}``,
 app/services/studies.py), embedded here at load together with the newest event id of its runs, so the
-page follows ``/api/v1/studies/{id}/events`` from exactly there and re-reads the detail as runs store
-rounds and finish. Its tables download from ``/api/v1/studies/{id}/{aggregate,verdicts,runs}.{csv,json}``
-and its definition from ``.../spec.yaml``.
+page follows ``/api/v1/studies/{id}/events`` from exactly there and, as runs store rounds and finish,
+reads the detail with only the runs the events named (``?runs=``). Its tables download from
+``/api/v1/studies/{id}/{aggregate,verdicts,runs}.{csv,json}`` and its definition from ``.../spec.yaml``.
 
 The list page offers "Reproduce the paper table": a quick version of bench/studies/paper_table.yaml
 (app/services/paper_table.py), embedded in the page as the JSON body static/js/studies.js posts to
@@ -67,7 +67,7 @@ def study_page(request: Request, study_id: str, db: DbDep) -> HTMLResponse:
     if sid is None or db.get(Study, sid) is None:
         return not_found(request, f"study {study_id}")
     last_event = study_latest_event(db, sid)  # before the detail: the stream then repeats, never misses
-    detail = svc.study_detail(db, sid)
+    detail = svc.study_detail(db, sid, request.app.state.round_cache)
     study = jsonable_encoder(detail)
     # for the script: escaped for HTML like |tojson, but with the keys in their order (|tojson sorts them,
     # and a study's variants are in the order the study gives them)

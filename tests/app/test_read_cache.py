@@ -23,7 +23,8 @@ from app.core.migrate import upgrade
 from app.main import create_app
 from app.models import Experiment, Round
 from app.schemas import RoundList
-from app.services.round_cache import RoundCache
+from app.services.round_cache import RoundCache, slim_record
+from fedcore.study_aggregate import metric_per_round, run_figures
 from fedcore.summary import summarize
 from tests.app.held import HeldExecutor
 from tests.app.stack import fresh_schema
@@ -150,3 +151,18 @@ def test_a_gap_in_the_stored_rounds_is_an_error_not_a_silent_answer(db_url: str)
         s.execute(update(Experiment).where(Experiment.id == exp_id).values(rounds_done=5))
     with session_factory(db_url)() as s, pytest.raises(RuntimeError, match=r"rounds 1\.\.5 expected"):
         RoundCache().view(s, exp_id, 5)
+
+
+def test_kept_rounds_give_a_runs_study_figures_exactly_as_its_full_records_do(db_url: str) -> None:
+    """A study's table is computed from the kept slim records (app/services/studies.py records_of): the same
+    figures and per-round metric as from the stored records, clients without a training time included."""
+    exp_id = seed(db_url, rounds_done=5)
+    rows = stored(db_url, exp_id)
+    full = [r.record for r in rows]
+    with session_factory(db_url)() as s:
+        slim = RoundCache().view(s, exp_id, 5).records()
+    assert run_figures(slim) == run_figures(full) and run_figures(slim)["train_time"] > 0
+    assert metric_per_round(slim) == metric_per_round(full)
+    odd = {**full[0], "clients": [{"train_time": 2.5, "kept": [[True]]}, {"client": 3}]}
+    assert slim_record(odd)["clients"] == [{"train_time": 2.5}, {}]
+    assert run_figures([slim_record(odd)]) == run_figures([odd])

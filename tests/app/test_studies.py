@@ -152,6 +152,41 @@ def test_the_table_is_the_hand_worked_one_from_the_stored_rounds_and_says_when_p
     assert by_run[("mask", 1)]["final_accuracy"] == pytest.approx(72.0)
 
 
+def test_runs_asks_for_some_runs_and_the_table_follows_new_rounds_from_the_kept_ones(
+    client: TestClient, db_url: str
+) -> None:
+    """``?runs=`` (the page's live update) answers the whole study's status, counts and table with only the
+    named runs; a round stored after a read shows in the next (the API process keeps decoded rounds)."""
+    study = client.post("/api/v1/studies", json=STUDY).json()
+    runs = {(r["variant"], r["seed"]): r["id"] for r in study["runs"]}
+    for key in [("dense", 0), ("mask", 0), ("dense", 1)]:
+        run_by_hand(db_url, runs[key], *HAND[key])
+    going = runs[("mask", 1)]
+    run_by_hand(db_url, going, HAND[("mask", 1)][0][:2], 40, 1.0, finish=False)
+    path = f"/api/v1/studies/{study['id']}"
+
+    full = client.get(path).json()
+    some = client.get(path, params={"runs": [going, runs[("dense", 0)]]}).json()
+    assert [r["id"] for r in some["runs"]] == [runs[("dense", 0)], going]  # in the grid's order
+    assert some["runs"] == [r for r in full["runs"] if r["id"] in (going, runs[("dense", 0)])]
+    assert {k: v for k, v in some.items() if k != "runs"} == {k: v for k, v in full.items() if k != "runs"}
+    assert client.get(path, params={"runs": [str(uuid.uuid4())]}).json()["runs"] == []
+    assert client.get(path, params={"runs": "not-a-uuid"}).status_code == 422
+    assert client.get(path, params={"runs": [going] * 101}).status_code == 422  # past that: read the whole study
+
+    with session_factory(db_url).begin() as s:  # round 3 of the running run, as its runner stores it
+        jobs.persist_round(db_session=s, experiment_id=uuid.UUID(going), record=hand_record(3, 0.71, 40, 1.0),
+                           checkpoint=None, runner="hand:1")
+    now = client.get(path, params={"runs": [going]}).json()
+    (run,) = now["runs"]
+    assert run["progress"]["rounds_done"] == 3 and run["figures"]["final_accuracy"] == pytest.approx(71.0)
+    assert run["figures"]["rounds"] == 3 and run["figures"]["train_time"] == pytest.approx(6.0)
+    band = now["aggregate"]["variants"][1]["per_round"]
+    assert [p["n"] for p in band] == [2, 2, 2, 1] and band[2]["min"] == pytest.approx(70.0)
+    assert band[2]["max"] == pytest.approx(71.0)
+    assert now["aggregate"] == client.get(path).json()["aggregate"]
+
+
 def test_cancel_resume_and_delete_act_on_the_whole_study(client: TestClient, db_url: str) -> None:
     study = client.post("/api/v1/studies", json=STUDY).json()
     first = study["runs"][0]["id"]

@@ -16,18 +16,20 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse
 
 from app.api.auth import WRITE
-from app.api.deps import DbDep, EventWatchDep, ExecutorDep, SessionsDep, SettingsDep
+from app.api.deps import DbDep, EventWatchDep, ExecutorDep, RoundCacheDep, SessionsDep, SettingsDep
 from app.models import Experiment
 from app.schemas import MAX_INT, StudyAccepted, StudyDetail, StudyList
 from app.services import studies as svc
 from app.services import study_tables
 from app.services.dispatch import Executor, dispatch_experiment
 from app.services.errors import BrokerUnavailable
+from app.services.round_cache import RoundCache
 from app.services.stream import study_event_stream
 from fedcore.study import StudySpec, study_yaml
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
 
+MAX_LISTED_RUNS = 100  # ids in one ?runs= (the page asks for the whole study past that)
 ERR = {"description": "error", "content": {"application/json": {"example": {"detail": "what went wrong"}}}}
 EXAMPLE = StudySpec.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
 SPEC_REF = {"$ref": "#/components/schemas/StudySpec"}
@@ -64,9 +66,9 @@ def _dispatch(sessions: Any, executor: Executor, runs: list[tuple[uuid.UUID, str
     return None
 
 
-def _answer(db: Session, study_id: uuid.UUID, err: BrokerUnavailable | None, code: int) -> Any:
+def _answer(db: Session, rounds: RoundCache, study_id: uuid.UUID, err: BrokerUnavailable | None, code: int) -> Any:
     db.expire_all()
-    detail = svc.study_detail(db, study_id)
+    detail = svc.study_detail(db, study_id, rounds)
     db.close()
     if err is not None:
         return JSONResponse(status_code=503, content={"detail": err.message, "study": jsonable_encoder(detail)})
@@ -82,7 +84,8 @@ def _answer(db: Session, study_id: uuid.UUID, err: BrokerUnavailable | None, cod
     openapi_extra=BODY,
 )
 async def create_study(
-    request: Request, db: DbDep, sessions: SessionsDep, settings: SettingsDep, executor: ExecutorDep
+    request: Request, db: DbDep, sessions: SessionsDep, settings: SettingsDep, executor: ExecutorDep,
+    rounds: RoundCacheDep,
 ) -> Any:
     """Record a study and one queued run per (variant, seed), then hand the runs to the executor.
 
@@ -98,7 +101,7 @@ async def create_study(
                                      artifact_root=settings.artifact_root.expanduser().resolve())
         todo = [(r.id, str(r.spec.get("device", "auto"))) for r in runs]
         db.commit()
-        return _answer(db, row.id, _dispatch(sessions, executor, todo), status.HTTP_201_CREATED)
+        return _answer(db, rounds, row.id, _dispatch(sessions, executor, todo), status.HTTP_201_CREATED)
 
     return await to_thread.run_sync(create)
 
@@ -115,11 +118,18 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyDetail, responses={404: ERR})
-def get_study(study_id: uuid.UUID, db: DbDep) -> StudyDetail:
+def get_study(
+    study_id: uuid.UUID,
+    db: DbDep,
+    rounds: RoundCacheDep,
+    runs: Annotated[list[uuid.UUID] | None, Query(max_length=MAX_LISTED_RUNS, description=(
+        "only these runs in `runs` (repeat it: ?runs=a&runs=b); the status, counts and table are the whole "
+        "study's. The study page asks for the runs its event stream named since its last read"))] = None,
+) -> StudyDetail:
     """The study, each run with its figures, and the table: per variant mean ± half-range over the finished
     seeds, paired differences against the baseline, verdicts per target (``complete`` says whether every
     run finished)."""
-    return svc.study_detail(db, study_id)
+    return svc.study_detail(db, study_id, rounds, only=None if runs is None else set(runs))
 
 
 @router.get(
@@ -159,9 +169,11 @@ TABLE_DOC: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/{study_id}/{table}.{fmt}", response_class=Response, responses=TABLE_DOC)
-def study_table_download(study_id: uuid.UUID, table: TableName, fmt: TableFormat, db: DbDep) -> Response:
+def study_table_download(
+    study_id: uuid.UUID, table: TableName, fmt: TableFormat, db: DbDep, rounds: RoundCacheDep
+) -> Response:
     """One of the study's tables as a file: ``aggregate``, ``verdicts`` or ``runs``, as ``csv`` or ``json``."""
-    detail = jsonable_encoder(svc.study_detail(db, study_id))
+    detail = jsonable_encoder(svc.study_detail(db, study_id, rounds))
     header, rows = study_tables.table(table.value, detail)
     filename = f"study-{study_id}-{table.value}.{fmt.value}"
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
@@ -192,7 +204,8 @@ async def follow_study_events(
     after: Annotated[int | None, Query(ge=0, le=MAX_INT, description="same as the Last-Event-ID header")] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events of every run of the study: replay after ``Last-Event-ID``, then live until every run
-    has finished (a resumed study needs a new stream). The study page re-reads the table on each event."""
+    has finished (a resumed study needs a new stream). After events the study page reads the table with the
+    runs they named (``?runs=``)."""
 
     def exists() -> None:
         with sessions() as s:
@@ -234,13 +247,15 @@ def cancel_study(study_id: uuid.UUID, db: DbDep) -> StudyAccepted:
     responses={401: ERR, 403: ERR, 404: ERR, 409: ERR, 503: BROKER_DOWN},
     dependencies=WRITE,
 )
-def resume_study(study_id: uuid.UUID, db: DbDep, sessions: SessionsDep, executor: ExecutorDep) -> Any:
+def resume_study(
+    study_id: uuid.UUID, db: DbDep, sessions: SessionsDep, executor: ExecutorDep, rounds: RoundCacheDep
+) -> Any:
     """Queue every failed or cancelled run again; each continues after its last stored round."""
     resumed = svc.resume_study(db_session=db, study_id=study_id)
     devices = {i: str(spec.get("device", "auto"))
                for i, spec in db.execute(select(Experiment.id, Experiment.spec).where(Experiment.id.in_(resumed)))}
     db.commit()
-    return _answer(db, study_id, _dispatch(sessions, executor, [(i, devices[i]) for i in resumed]),
+    return _answer(db, rounds, study_id, _dispatch(sessions, executor, [(i, devices[i]) for i in resumed]),
                    status.HTTP_202_ACCEPTED)
 
 
