@@ -1,8 +1,10 @@
 /* One study, live: its verdicts, its table (each variant over its seeds, paired differences against the
    baseline), the metric per round with a band over seeds, two Pareto views with the frontier marked, and its runs.
-   Everything is drawn from the API's study detail (GET /api/v1/studies/{id}), embedded in the page at load and
-   read again whenever the study's event stream (/api/v1/studies/{id}/events: every run's rounds and statuses)
-   says something changed. Tables download from the server as CSV and JSON; charts as PNG or SVG (Plotly, in the
+   Everything is drawn from the API's study detail (GET /api/v1/studies/{id}), embedded in the page at load. Each
+   event of the study's stream (/api/v1/studies/{id}/events: every run's rounds and statuses) names its run; the
+   page then reads only what changed: the study's status, counts and table with the runs named since the last read
+   (?runs=...), and keeps its other runs as they were. A reconnect, an action or too many runs at once reads the
+   whole study again. Tables download from the server as CSV and JSON; charts as PNG or SVG (Plotly, in the
    browser). User strings only ever go through textContent or FH.plotText. */
 "use strict";
 
@@ -12,7 +14,8 @@
   const boot = pageData("study-data");
   const TERMINAL = ["succeeded", "failed", "cancelled"];
   const S = { study: boot.study, lastEvent: boot.last_event || 0, es: null, timer: null, busy: false, again: false,
-    events: 0, closed: false };
+    events: 0, closed: false, changed: new Set(), whole: false, reads: { whole: 0, runs: 0 } };
+  const MAX_RUNS_READ = 40;  // more runs named than this since the last read: read the whole study
   const id = S.study.id;
 
   // --- numbers ----------------------------------------------------------------------------------
@@ -237,14 +240,37 @@
     $("spec-json").textContent = JSON.stringify(st.definition, null, 2);
   }
 
-  /** Read the study again; one read at a time, and one more when events came during it. */
-  async function refresh() {
+  /** The runs an answer to ?runs= holds, in place of the page's copies; null if one of them is not on the page. */
+  function mergedRuns(fresh) {
+    const byId = new Map(fresh.map((r) => [r.id, r]));
+    if (fresh.some((r) => !S.study.runs.some((mine) => mine.id === r.id))) return null;
+    return S.study.runs.map((r) => byId.get(r.id) || r);
+  }
+
+  /** Read what changed: the runs named since the last read (with the study's status, counts and table), or the
+     whole study when asked to (`whole`), when no run was named, or when too many were. One read at a time, and
+     one more when events came during it. */
+  async function refresh(whole) {
+    if (whole) S.whole = true;
     if (S.busy) { S.again = true; return; }
     S.busy = true;
+    const ids = [...S.changed];
+    const all = S.whole || !ids.length || ids.length > MAX_RUNS_READ;
+    S.changed.clear();
+    S.whole = false;
     try {
-      const res = await api("GET", `/api/v1/studies/${id}`);
-      if (res.ok) render(res.data);
-      else if (res.status === 404) closeStream("the study was deleted");
+      const query = all ? "" : "?" + ids.map((r) => `runs=${encodeURIComponent(r)}`).join("&");
+      const res = await api("GET", `/api/v1/studies/${id}${query}`);
+      if (res.ok) {
+        const runs = all ? res.data.runs : mergedRuns(res.data.runs);
+        S.reads[all ? "whole" : "runs"] += 1;
+        if (runs) render({ ...res.data, runs });
+        else { S.whole = true; S.again = true; }  // a run the page does not know: read everything
+      } else {
+        for (const r of ids) S.changed.add(r);  // not read: ask again with the next event or reconnect
+        if (all) S.whole = true;
+        if (res.status === 404) closeStream("the study was deleted");
+      }
     } finally {
       S.busy = false;
       if (S.again) { S.again = false; scheduleRefresh(0); }
@@ -253,7 +279,7 @@
 
   function scheduleRefresh(delay) {
     clearTimeout(S.timer);
-    S.timer = setTimeout(refresh, delay === undefined ? 400 : delay);
+    S.timer = setTimeout(() => refresh(), delay === undefined ? 400 : delay);
   }
 
   // --- the live stream ------------------------------------------------------------------------------
@@ -269,6 +295,8 @@
     let d = {};
     try { d = JSON.parse(ev.data); } catch (_) { d = {}; }
     $("stream-state").textContent = `live: ${S.events} event${S.events === 1 ? "" : "s"}; latest ${describe(ev.type, d)}`;
+    if (d.run) S.changed.add(d.run);
+    else S.whole = true;
     scheduleRefresh();
   }
 
@@ -288,7 +316,7 @@
       // last event seen (not EventSource's own retry, which would resend the first ?after=)
       es.close();
       S.es = null;
-      await refresh();
+      await refresh(true);
       if (S.closed) return;
       if (TERMINAL.includes(S.study.status)) closeStream(`stream closed: every run has finished (study ${S.study.status})`);
       else { $("stream-state").textContent = "reconnecting…"; setTimeout(openStream, 2000); }
@@ -310,7 +338,7 @@
     $("btn-cancel").disabled = true;
     const res = await api("POST", `/api/v1/studies/${id}/cancel`);
     note(res.ok ? res.data.message : `cancel refused: ${detailOf(res)}`);
-    await refresh();
+    await refresh(true);
   });
   $("btn-resume").addEventListener("click", async () => {
     $("btn-resume").disabled = true;
@@ -321,7 +349,7 @@
       openStream();
     } else {
       note(`resume refused: ${detailOf(res)}`);
-      await refresh();
+      await refresh(true);
     }
   });
   $("btn-delete").addEventListener("click", async () => {
