@@ -2,6 +2,8 @@
 
 Every ``ExperimentSpec`` field becomes an input (its JSON schema gives the kind, bounds and help);
 :data:`GROUPS` places them in sections and a field no group names lands in "Other", so none is lost.
+The Study option's targets are a table whose rows offer every metric a study's target can judge
+(:data:`TARGET_METRICS`, one entry per ``fedcore.study.TargetMetric``) with the bounds it takes.
 ``/ui/validate`` checks a submission exactly as ``POST /api/v1/experiments`` would, without creating
 anything, so a sweep is validated before any member starts; like every mutating call it needs the
 token when the server has one.
@@ -9,7 +11,7 @@ token when the server has one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -116,6 +118,49 @@ def form_groups() -> list[tuple[str, str, list[FormField]]]:
     return out
 
 
+@dataclass(frozen=True)
+class TargetChoice:
+    """One metric of the form's targets table: how it is named, its unit, the bounds it takes (the first is
+    offered first) and the value a new row starts with."""
+
+    metric: str
+    label: str
+    unit: str  # "points" (of the task's metric) or "×" (a ratio)
+    bounds: tuple[str, ...]
+    default: float
+    help: str
+
+
+_PAIRED_BOUNDS = ("within", "at_least", "at_most")
+_RATIO_BOUNDS = ("at_least", "at_most")
+# Every fedcore.study.TargetMetric, in its order (tests/app/test_study_pages.py checks); "accuracy" is the task's metric: accuracy, else ROUGE-L, else BLEU.
+TARGET_METRICS: tuple[TargetChoice, ...] = (
+    TargetChoice("accuracy_vs_baseline", "Final accuracy vs the baseline", "points", _PAIRED_BOUNDS, 2.0,
+                 "the variant's final accuracy minus the baseline's, seed by seed (mean over seeds)"),
+    TargetChoice("last3_vs_baseline", "Last-3-rounds accuracy vs the baseline", "points", _PAIRED_BOUNDS, 2.0,
+                 "the mean of the last three rounds' accuracy minus the baseline's, seed by seed"),
+    TargetChoice("final_accuracy", "Final accuracy", "points", _RATIO_BOUNDS, 70.0,
+                 "accuracy at the last round, in percent (ROUGE-L or BLEU for generation)"),
+    TargetChoice("last3_accuracy", "Last-3-rounds accuracy", "points", _RATIO_BOUNDS, 70.0,
+                 "the mean accuracy of the last three rounds, in percent"),
+    TargetChoice("uplink_advantage", "Uplink advantage", "×", _RATIO_BOUNDS, 1.8,
+                 "dense upload bytes / the variant's, over the run"),
+    TargetChoice("total_advantage", "Total communication advantage", "×", _RATIO_BOUNDS, 1.5,
+                 "dense upload + download bytes / the variant's"),
+    TargetChoice("ops_reduction", "OPs reduction (whole training step)", "×", _RATIO_BOUNDS, 1.2,
+                 "dense training OPs / the variant's"),
+    TargetChoice("ops_attention_reduction", "OPs reduction (attention + LoRA)", "×", _RATIO_BOUNDS, 1.5,
+                 "dense attention + LoRA OPs / the variant's"),
+    TargetChoice("train_speedup", "Training speed-up vs the baseline", "×", _RATIO_BOUNDS, 1.3,
+                 "the baseline's client training time / the variant's, seed by seed"),
+)
+
+
+def target_choices() -> list[dict[str, Any]]:
+    """:data:`TARGET_METRICS` for the page's script."""
+    return [asdict(t) for t in TARGET_METRICS]
+
+
 @router.get("/experiments/new", response_class=HTMLResponse)
 def new_experiment_page(request: Request, db: DbDep, preset: str | None = None,
                         clone: Annotated[str | None, Query(alias="from")] = None) -> HTMLResponse:
@@ -128,7 +173,7 @@ def new_experiment_page(request: Request, db: DbDep, preset: str | None = None,
             start, start_name = dict(src.spec), f"{src.name} (copy)"
     return templates.TemplateResponse(request, "new.html", {
         "active": "new", "groups": form_groups(), "preset": preset or "", "start_spec": start,
-        "start_name": start_name, "rules": form_rules(),
+        "start_name": start_name, "rules": form_rules(), "targets": target_choices(),
     })
 
 

@@ -1,7 +1,8 @@
 /* The new-experiment form's two ways to submit a study (POST /api/v1/studies) instead of one experiment: the
    Sweep option (the dense baseline and each chosen sparsity as its variants, the form's seed) and the Study
-   option (a table of named overrides of the form's spec, seeds, a baseline and optional targets; the server's
-   422s shown in the table's row of the variant they name). The form (new.js) calls FHStudyForm once with the
+   option (a table of named overrides of the form's spec, seeds, a baseline, and a table of targets: any metric a
+   study can judge, with the bounds it takes (the server's list: app/web/form.py TARGET_METRICS); the server's 422s
+   shown in the row of the variant or target they name). The form (new.js) calls FHStudyForm once with the
    functions of its own it lends (field errors, the top error box, the advice check) and uses only what it returns. */
 "use strict";
 
@@ -14,6 +15,11 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
   const studyRows = document.querySelector("#study-variants tbody");
   const studyErr = byId("err-study");
   const studySeeds = byId("study-seeds");
+  const targetRows = document.querySelector("#study-targets tbody");
+  const METRICS = (FH.pageData("form-data") || {}).targets || [];
+  const metricOf = (name) => METRICS.find((m) => m.metric === name) || METRICS[0];
+  const BOUND_WORDS = { within: "within", at_least: "at least", at_most: "at most" };
+  let submittedTargets = [];  // the rows of the targets last sent, in order: a 422's targets[i] is row i
 
   // --- the variants table ------------------------------------------------------------------------------
 
@@ -72,8 +78,63 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
     return text;
   }
 
+  // --- the targets table -----------------------------------------------------------------------------
+
+  /** What the value means for this metric and bound: "points below the baseline", "points", "×". */
+  function unitText(m, bound) {
+    if (bound === "within") return "points below the baseline";
+    if (m.unit === "points" && m.bounds.includes("within")) return "points (variant − baseline)";
+    return m.unit;
+  }
+
+  /** One row of the targets table: metric, bound, value with its unit, remove; its own error line. */
+  function targetRow(metric, bound, value) {
+    const n = targetRows.children.length + 1;
+    const pick = el("select", { class: "t-metric", "aria-label": `metric of target ${n}` },
+      ...METRICS.map((m) => el("option", { value: m.metric, text: m.label, title: m.help })));
+    const boundSel = el("select", { class: "t-bound", "aria-label": `bound of target ${n}` });
+    const input = el("input", { type: "number", class: "t-value", step: "any", "aria-label": `value of target ${n}` });
+    const unit = el("span", { class: "t-unit muted" });
+    const help = el("small", { class: "help t-help" });
+    const err = el("div", { class: "field-error t-error", role: "alert", hidden: true });
+    const remove = el("button", { type: "button", class: "t-remove", text: "Remove", "aria-label": `remove target ${n}` });
+    const row = el("tr", { class: "t-row" }, el("td", {}, pick, help), el("td", {}, boundSel),
+      el("td", {}, input, " ", unit, err), el("td", {}, remove));
+    function showMetric(wanted) {
+      const m = metricOf(pick.value);
+      boundSel.replaceChildren(...m.bounds.map((b) => el("option", { value: b, text: BOUND_WORDS[b] })));
+      boundSel.value = m.bounds.includes(wanted) ? wanted : m.bounds[0];
+      unit.textContent = unitText(m, boundSel.value);
+      help.textContent = m.help;
+    }
+    pick.value = metricOf(metric).metric;
+    showMetric(bound);
+    input.value = value === undefined ? String(metricOf(pick.value).default) : String(value);
+    pick.addEventListener("change", () => {
+      showMetric(boundSel.value);
+      input.value = String(metricOf(pick.value).default);
+    });
+    boundSel.addEventListener("change", () => { unit.textContent = unitText(metricOf(pick.value), boundSel.value); });
+    remove.addEventListener("click", () => { row.remove(); scheduleAdvice(); });
+    targetRows.append(row);
+    return row;
+  }
+
+  /** The table as the study's targets; a value that is not a number is marked here, the rest is the server's. */
+  function readTargets() {
+    const targets = [];
+    let ok = true;
+    for (const row of targetRows.children) {
+      const raw = row.querySelector(".t-value").value.trim();
+      const value = Number(raw);
+      if (raw === "" || !Number.isFinite(value)) { rowError(row, "give the target's value (a number)"); ok = false; }
+      targets.push({ metric: row.querySelector(".t-metric").value, [row.querySelector(".t-bound").value]: value });
+    }
+    return { targets, rows: [...targetRows.children], ok };
+  }
+
   function rowError(row, message) {
-    const box = row.querySelector(".v-error");
+    const box = row.querySelector(".v-error, .t-error");
     box.textContent = box.textContent ? `${box.textContent}; ${message}` : message;
     box.hidden = false;
     row.classList.add("invalid");
@@ -110,15 +171,6 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
     return seeds;
   }
 
-  function readTargets() {
-    const targets = [];
-    const within = byId("study-within").value.trim();
-    const uplink = byId("study-uplink").value.trim();
-    if (within !== "") targets.push({ metric: "accuracy_vs_baseline", within: Number(within) });
-    if (uplink !== "") targets.push({ metric: "uplink_advantage", at_least: Number(uplink) });
-    return targets;
-  }
-
   // --- the server's answer --------------------------------------------------------------------------------
 
   function rowOf(variant) {
@@ -145,6 +197,12 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
       return;
     }
     if (loc[0] === "seeds") { fieldError("study-seeds", msg); return; }
+    if (loc[0] === "targets" && Number.isInteger(loc[1]) && submittedTargets[loc[1]]) {
+      const row = submittedTargets[loc[1]];
+      const what = metricOf(row.querySelector(".t-metric").value).label;
+      rowError(row, `target ${loc[1] + 1} (${what})${loc.length > 2 ? `, ${loc.slice(2).join(".")}` : ""}: ${msg}`);
+      return;
+    }
     if (loc[0] === "targets") { fieldError("study-targets", `${loc.join(".")}: ${msg}`); return; }
     if (loc[0] === "variants" || loc[0] === "baseline") { studyError(`${loc[0]}: ${msg}`); return; }
     showErrors(...studyErrorItem(item));
@@ -152,8 +210,17 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
 
   function focusStudyError() {
     const bad = studyRows.querySelector("tr.invalid .v-overrides") || (studyErr.hidden ? null : studyRows.querySelector("input"))
-      || studyBlock.querySelector(".field.invalid input");
+      || targetRows.querySelector("tr.invalid .t-value") || studyBlock.querySelector(".field.invalid input");
     if (bad) bad.focus();
+  }
+
+  /** "see the variants table", "see the targets table" or both: where the marks are. */
+  function whereToLook() {
+    const variants = studyRows.querySelector("tr.invalid") || !studyErr.hidden;
+    const targets = targetRows.querySelector("tr.invalid") || !byId("err-study-targets").hidden;
+    const seeds = !byId("err-study-seeds").hidden;
+    const places = [variants && "the variants table", targets && "the targets table", seeds && "the seeds"].filter(Boolean);
+    return `see ${places.length ? places.join(" and ") : "the study's fields"}`;
   }
 
   // --- submitting -------------------------------------------------------------------------------------
@@ -162,12 +229,14 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
   async function submitStudy(spec, name) {
     const { seed, ...base } = spec;  // a study's seeds are its own list
     const { variants, baseline, ok } = readVariants();
+    const { targets, rows, ok: targetsOk } = readTargets();
     let seeds = [];
-    let good = ok;
+    let good = ok && targetsOk;
     try { seeds = readSeeds(); } catch (err) { fieldError("study-seeds", err.message); good = false; }
-    if (!good) { formLevel("The study was not submitted: see the variants table."); focusStudyError(); return; }
+    if (!good) { formLevel(`The study was not submitted: ${whereToLook()}.`); focusStudyError(); return; }
+    submittedTargets = rows;
     const body = { name: name || `${spec.model}-${spec.dataset}`, base: { preset: null, overrides: base },
-                   variants, seeds, baseline: baseline || Object.keys(variants)[0], targets: readTargets() };
+                   variants, seeds, baseline: baseline || Object.keys(variants)[0], targets };
     const res = await api("POST", "/api/v1/studies", body);
     const study = res.status === 201 ? res.data : res.status === 503 && res.data ? res.data.study : null;
     if (study) { window.location.href = `/studies/${study.id}`; return; }
@@ -175,7 +244,7 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
     if (!Array.isArray(detail)) { showErrors(detail); return; }
     for (const item of detail) showStudyError(item);
     if (studyBlock.querySelector("tr.invalid, .field-error:not([hidden])")) {
-      formLevel("The study was not created: see the variants table.");
+      formLevel(`The study was not created: ${whereToLook()}.`);
       focusStudyError();
     }
   }
@@ -224,6 +293,11 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
   byId("study-add").addEventListener("click", () => {
     variantRow("", "", !studyRows.children.length).querySelector(".v-name").focus();
   });
+  byId("target-add").addEventListener("click", () => {
+    const used = new Set([...targetRows.querySelectorAll(".t-metric")].map((p) => p.value));
+    const next = METRICS.find((m) => !used.has(m.metric)) || METRICS[0];
+    targetRow(next.metric).querySelector(".t-value").focus();
+  });
   variantRow("dense", "sparsity=0", true);
   variantRow("pruned", "sparsity=0.9", false);
 
@@ -235,8 +309,8 @@ const FHStudyForm = ({ fieldError, formLevel, showErrors, scheduleAdvice }) => {
       if (!sweepOn.checked) return [spec];
       try { return sweepMembers().map((s) => ({ ...spec, sparsity: s })); } catch (_) { return [spec]; }
     },
-    /** Unmark the table's rows (their error lines are the form's .field-error boxes, cleared with the rest). */
-    clearRowMarks() { for (const r of studyRows.querySelectorAll("tr.invalid")) r.classList.remove("invalid"); },
+    /** Unmark the tables' rows (their error lines are the form's .field-error boxes, cleared with the rest). */
+    clearRowMarks() { for (const r of studyBlock.querySelectorAll("tr.invalid")) r.classList.remove("invalid"); },
     submitStudy,
     submitSweep,
   });

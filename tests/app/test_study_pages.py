@@ -9,14 +9,16 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from app.core.db import session_factory
 from app.models import Event
+from fedcore.study import Target, TargetMetric
 from tests.app.held import held_client_on
 from tests.app.stack import fresh_schema
 
@@ -84,3 +86,20 @@ def test_an_unknown_or_malformed_study_is_the_404_page(client: TestClient) -> No
     for sid in (str(uuid.uuid4()), "not-a-uuid"):
         page = client.get(f"/studies/{sid}")
         assert page.status_code == 404 and "study" in page.text and page.headers["content-type"].startswith("text/html")
+
+
+def test_the_forms_targets_offer_every_metric_a_study_judges_with_the_bounds_it_takes(client: TestClient) -> None:
+    found = re.search(r'<script type="application/json" id="form-data">(.*?)</script>',
+                      client.get("/experiments/new").text, re.S)
+    assert found, "no form-data in the form"
+    choices = json.loads(found.group(1))["targets"]
+    assert [c["metric"] for c in choices] == list(get_args(TargetMetric))  # every one, in the model's order
+    for c in choices:
+        paired = c["metric"].endswith("_vs_baseline")
+        assert c["bounds"] == (["within", "at_least", "at_most"] if paired else ["at_least", "at_most"]), c
+        assert c["unit"] == ("points" if "accuracy" in c["metric"] or paired else "×"), c
+        assert c["label"] and c["help"]
+        for bound in c["bounds"]:  # a new row's value is a valid target with each bound it offers
+            Target.model_validate({"metric": c["metric"], bound: c["default"]})
+    with pytest.raises(ValidationError):  # and the form offers 'within' only where the model takes it
+        Target.model_validate({"metric": "uplink_advantage", "within": 1.0})

@@ -8,6 +8,7 @@ import csv
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -45,6 +46,19 @@ def variant(page: Any, row: int, name: str, overrides: str) -> None:
     rows.nth(row).locator(".v-overrides").fill(overrides)
 
 
+def target(page: Any, row: int, metric: str, bound: str, value: str) -> None:
+    """Row ``row`` of the form's targets table (added as needed): its metric, its kind of bound and its value."""
+    rows = page.locator("#study-targets tbody tr")
+    while rows.count() <= row:
+        page.click("#target-add")
+    rows.nth(row).locator(".t-metric").select_option(metric)
+    rows.nth(row).locator(".t-bound").select_option(bound)
+    rows.nth(row).locator(".t-value").fill(value)
+
+
+STUDY_READ = re.compile(r"/api/v1/studies/[0-9a-f-]{36}(\?.*)?$")
+
+
 def api_rows(aggregate: dict[str, Any], baseline: str) -> list[dict[str, str]]:
     """The API's table as the CSV must hold it: one row per variant, every spread as Python writes the number."""
     def cell(v: Any) -> str:
@@ -68,8 +82,10 @@ def test_a_study_from_the_form_fills_its_page_live_and_downloads_the_apis_table(
     variant(page, 0, "dense", "sparsity=0")
     variant(page, 1, "mask", "sparsity=0.5, prune_mode=mask")
     page.fill("#study-seeds", "0, 1")
-    page.fill("#study-within", "50")
-    page.fill("#study-uplink", "1.2")
+    target(page, 0, "accuracy_vs_baseline", "within", "50")
+    target(page, 1, "uplink_advantage", "at_least", "1.2")
+    reads: list[str] = []  # the page's reads of the study: the whole of it, or the runs its events named
+    page.on("request", lambda req: reads.append(req.url) if req.method == "GET" and STUDY_READ.search(req.url) else None)
     page.click("#submit")
     page.wait_for_url(STUDY_URL)
     study_id = STUDY_URL.search(page.url).group(1)  # type: ignore[union-attr]
@@ -94,6 +110,10 @@ def test_a_study_from_the_form_fills_its_page_live_and_downloads_the_apis_table(
 
     with server.api() as api:
         detail = api.get(f"/api/v1/studies/{study_id}").json()
+    # live updates read only the runs the events named (with the table); the whole study only now and then
+    partial = [parse_qs(urlsplit(u).query)["runs"] for u in reads if "runs=" in u]
+    assert len(partial) >= 3 and len(partial) > len(reads) - len(partial), reads
+    assert {r for ids in partial for r in ids} <= {r["id"] for r in detail["runs"]}
     assert detail["definition"]["variants"] == {"dense": {"sparsity": 0}, "mask": {"sparsity": 0.5, "prune_mode": "mask"}}
     assert detail["definition"]["seeds"] == [0, 1] and detail["definition"]["baseline"] == "dense"
     assert [t["metric"] for t in detail["definition"]["targets"]] == ["accuracy_vs_baseline", "uplink_advantage"]
