@@ -14,32 +14,58 @@ what bench/paper_table.py computed by hand, now in one place:
 - per target (:func:`verdicts`): met / not met, by how much, on how many seeds.
 
 Only finished (``succeeded``) runs count; a study with runs still going says so (``complete``).
+
+A run's figures come from its round records, or are given with it (:attr:`StudyRun.figures`) where
+the records were not kept: bench/paper_table.py's runs saved before it kept them hold only the
+summed figures, and they are aggregated by the same :func:`aggregate`. That table also compares rows
+with different numbers of seeds (one seed of a variant against four of the baseline), so
+:func:`aggregate` can compare the means instead of pairing seeds (``compare="means"``).
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fedcore.study import PAIRED, StudySpec, Target
 from fedcore.summary import summarize
 
 METRICS = ("accuracy", "rougeL", "bleu")  # the task's metric: the first one the run records
 SPREAD = "half-range"  # how a spread is stated: (max - min) / 2 over the seeds
+TIE = 1e-9  # a verdict's value this close to its bar is on it (met)
 FIGURES = ("final_accuracy", "last3_accuracy", "uplink_advantage", "total_advantage", "ops_reduction",
            "ops_attention_reduction", "train_time_per_round", "wall_time_per_round", "uplink_mb", "train_time")
 
 
+Compare = Literal["paired", "means"]
+
+
 @dataclass(frozen=True)
 class StudyRun:
-    """One run of a study as stored: its place in the grid, its status and its round records so far."""
+    """One run of a study as stored: its place in the grid, its status and its round records so far.
+
+    ``figures``, when given, are the run's figures (the keys of :func:`run_figures`, plus ``per_round``:
+    the metric per round in points) and are used instead of figures computed from ``records``; a run
+    saved without its records has only these.
+    """
 
     variant: str
     seed: int
     status: str
-    records: Sequence[dict[str, Any]]
+    records: Sequence[dict[str, Any]] = ()
+    figures: Mapping[str, Any] | None = None
+
+    def run_figures(self) -> dict[str, Any]:
+        """The run's figures: the ones given, else :func:`run_figures` of its records."""
+        return dict(self.figures) if self.figures is not None else run_figures(self.records)
+
+    def per_round(self) -> list[float | None]:
+        """The task's metric at each round, in points: from the records, else the figures' ``per_round``."""
+        if self.records or self.figures is None:
+            return metric_per_round(self.records)
+        return list(self.figures.get("per_round") or [])
 
 
 @dataclass(frozen=True)
@@ -121,19 +147,21 @@ class VariantTable:
     figures: dict[str, Spread] = field(default_factory=dict)
     paired: dict[str, Spread] = field(default_factory=dict)
     per_round: list[dict[str, Any]] = field(default_factory=list)
+    against: int | None = None  # compare="means": the baseline's finished seeds (None: paired per seed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "variant": self.name, "runs": self.runs, "finished": self.finished,
             "figures": {k: v.as_dict() for k, v in self.figures.items()},
             "vs_baseline": {k: v.as_dict() for k, v in self.paired.items()},
             "per_round": self.per_round,
         }
+        return out if self.against is None else {**out, "against": self.against}
 
 
 def _band(runs: Sequence[StudyRun]) -> list[dict[str, Any]]:
     """Per round, over the runs that stored it (finished or not): mean, min and max of the metric in points."""
-    series = [metric_per_round(r.records) for r in runs if r.records]
+    series = [s for r in runs if (s := r.per_round())]
     out = []
     for i in range(max((len(s) for s in series), default=0)):
         vals = [v for s in series if i < len(s) and (v := s[i]) is not None]
@@ -164,27 +192,57 @@ PAIRS: dict[str, PairFn] = {
     "last3_vs_baseline": _diff("last3_accuracy"),
     "train_speedup": _speedup,
 }
+# compare="means": the same comparisons between the means over every finished seed of each side
+MEAN_PAIRS: dict[str, tuple[str, Callable[[float, float], float | None]]] = {
+    "accuracy_vs_baseline": ("final_accuracy", lambda v, b: v - b),
+    "last3_vs_baseline": ("last3_accuracy", lambda v, b: v - b),
+    "train_speedup": ("train_time_per_round", lambda v, b: b / v if v else None),
+}
 
 
-def aggregate(study: StudySpec, runs: Sequence[StudyRun]) -> dict[str, Any]:
+def _compared(figures: dict[str, Spread], base: dict[str, Spread]) -> dict[str, Spread]:
+    """``compare="means"``: each comparison of the variant's mean with the baseline's, on the variant's seeds
+    (no spread: the two means need not rest on the same seeds)."""
+    out = {}
+    for k, (fig, fn) in MEAN_PAIRS.items():
+        v, b = figures[fig], base[fig]
+        value = fn(v.mean, b.mean) if v.mean is not None and b.mean is not None else None
+        out[k] = Spread(value, None, v.n if value is not None else 0)
+    return out
+
+
+def aggregate(study: StudySpec, runs: Sequence[StudyRun], *, compare: Compare = "paired",
+              extra: Sequence[str] = ()) -> dict[str, Any]:
     """The study's table: ``variants`` (one :class:`VariantTable` dict each, in the study's order),
-    ``verdicts``, the ``metric`` judged, ``spread`` (how spreads are stated), run counts and ``complete``."""
-    done = {(r.variant, r.seed): run_figures(r.records) for r in runs if r.status == "succeeded"}
+    ``verdicts``, the ``metric`` judged, ``spread`` (how spreads are stated), run counts and ``complete``.
+
+    ``compare``: "paired" (the differences from the baseline's run of the same seed, with their spread) or
+    "means" (the variant's mean over its finished seeds against the baseline's over all of its own; no
+    spread; each variant's and verdict's ``against`` is the baseline's seed count). ``extra``: per-run figures
+    to spread per variant besides :data:`FIGURES`, for runs whose ``figures`` carry more.
+    """
+    done = {(r.variant, r.seed): r.run_figures() for r in runs if r.status == "succeeded"}
     base = {seed: f for (v, seed), f in done.items() if v == study.baseline}
     tables = []
     for name in study.variants:
         mine = [r for r in runs if r.variant == name]
         figs = [f for (v, _), f in done.items() if v == name]
         table = VariantTable(name=name, runs=len(mine), finished=len(figs),
-                             figures={k: Spread.of([f.get(k) for f in figs]) for k in FIGURES},
+                             figures={k: Spread.of([f.get(k) for f in figs]) for k in (*FIGURES, *extra)},
                              per_round=_band(mine))
-        pairs = [(f, base[seed]) for (v, seed), f in done.items() if v == name and seed in base]
-        table.paired = {k: Spread.of([fn(f, b) for f, b in pairs]) for k, fn in PAIRS.items()}
+        if compare == "paired":
+            pairs = [(f, base[seed]) for (v, seed), f in done.items() if v == name and seed in base]
+            table.paired = {k: Spread.of([fn(f, b) for f, b in pairs]) for k, fn in PAIRS.items()}
         tables.append(table)
+    if compare == "means":
+        by_name = {t.name: t for t in tables}
+        for t in tables:
+            t.paired = _compared(t.figures, by_name[study.baseline].figures)
+            t.against = len(base)
     metrics = {f.get("metric") for f in done.values() if f.get("metric")}
     total = len(study.runs())
     finished = sum(1 for r in runs if r.status == "succeeded")
-    return {
+    out = {
         "metric": metrics.pop() if len(metrics) == 1 else ("mixed" if metrics else None),
         "spread": SPREAD,
         "runs": total,
@@ -194,6 +252,7 @@ def aggregate(study: StudySpec, runs: Sequence[StudyRun]) -> dict[str, Any]:
         "verdicts": verdicts(study, tables, complete=finished == total),
         "pareto": {"uplink_mb": frontier(tables, "uplink_mb"), "train_time": frontier(tables, "train_time")},
     }
+    return out if compare == "paired" else {**out, "compare": compare}
 
 
 def _value(table: VariantTable, metric: str) -> Spread:
@@ -211,7 +270,7 @@ def judge(target: Target, table: VariantTable, *, complete: bool = True) -> dict
         return {**out, "met": None, "margin": None, "partial": not complete,
                 "text": f"not judged: no finished {'pair of runs' if target.metric in PAIRED else 'run'} yet"}
     margin = spread.mean - limit if kind == "at_least" else limit - spread.mean
-    met = margin >= 0
+    met = margin >= -TIE  # a value on the bar meets it, whichever way the floating-point noise of its mean went
     unit = " points" if target.metric.endswith("accuracy") or target.metric.endswith("_vs_baseline") else "x"
     sign = ">=" if kind == "at_least" else "<="
     text = (f"{'met' if met else 'NOT met'}: {target.metric} {spread.mean:.2f}{unit} {sign} {limit:.2f}{unit} "
@@ -220,6 +279,9 @@ def judge(target: Target, table: VariantTable, *, complete: bool = True) -> dict
         where = f"{-spread.mean:.2f} points below" if spread.mean < 0 else f"{spread.mean:.2f} points above"
         text = (f"{'met' if met else 'NOT met'}: {where} the baseline (allowed {target.within:.2f} below; "
                 f"{'room' if met else 'over by'} {abs(margin):.2f}), on {spread.n} seed(s)")
+    if table.against is not None and target.metric in PAIRED:
+        text += f" against {table.against} of the baseline (means, not paired)"
+        out["against"] = table.against
     if not complete:
         text += " (partial: runs still going)"
     return {**out, "met": met, "margin": margin, "partial": not complete, "text": text}

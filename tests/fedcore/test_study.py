@@ -120,3 +120,30 @@ def test_a_partial_study_counts_only_finished_runs_and_says_so() -> None:
     assert mask["per_round"][1]["n"] == 2 and len(mask["per_round"]) == 4  # the running run's rounds show too
     acc = table["verdicts"][0]
     assert acc["met"] is True and acc["partial"] and "partial" in acc["text"] and "1 seed(s)" in acc["text"]
+
+
+def test_means_compare_each_variant_with_every_seed_of_the_baseline_and_given_figures_count_like_records() -> None:
+    # dense on seeds 0 and 1 (final 80, 76: mean 78), mask on seed 0 only (final 79); mask's seed 1 was saved without
+    # its records, as figures: final 72, last-3 67, 2.5x uplink, 2 s a round, accuracy per round given
+    given = {**run_figures(HAND_RUNS[3].records), "per_round": [50.0, 60.0, 70.0, 72.0]}
+    runs = [*HAND_RUNS[:3], StudyRun("mask", 1, "succeeded", (), given)]
+    assert aggregate(StudySpec.model_validate(STUDY), runs) == aggregate(StudySpec.model_validate(STUDY), HAND_RUNS)
+    table = aggregate(StudySpec.model_validate(STUDY), HAND_RUNS[:3], compare="means")
+    mask = table["variants"][1]
+    assert table["compare"] == "means" and mask["against"] == 2
+    # 79 - 78 = +1 on mask's one seed against dense's two (paired, it would be 79 - 80 = -1)
+    assert mask["vs_baseline"]["accuracy_vs_baseline"] == {"mean": pytest.approx(1.0), "half_range": None, "n": 1}
+    assert mask["vs_baseline"]["last3_vs_baseline"]["mean"] == pytest.approx((60 + 70 + 79) / 3 - (70 + 206 / 3) / 2)
+    assert mask["vs_baseline"]["train_speedup"]["mean"] == pytest.approx(2.0)  # dense 2 s a round, mask 1 s
+    acc, _, speed = table["verdicts"]
+    assert acc["met"] is True and acc["against"] == 2 and "on 1 seed(s) against 2 of the baseline" in acc["text"]
+    assert speed["met"] is True and speed["value"] == pytest.approx(2.0)
+    paired = aggregate(StudySpec.model_validate(STUDY), HAND_RUNS[:3])
+    assert "compare" not in paired and "against" not in paired["variants"][1]  # the API's table is unchanged
+
+
+def test_a_value_on_the_bar_meets_it_whatever_its_rounding() -> None:
+    # 60.2 - 62.2 points is -2.000000000000007 in floating point: mask is on the bar of "within 2.0", so met
+    runs = [_run("dense", 0, [0.622], 100, 1.0), _run("mask", 0, [0.602], 50, 1.0)]
+    acc = aggregate(StudySpec.model_validate({**STUDY, "seeds": [0]}), runs)["verdicts"][0]
+    assert acc["value"] < -2.0 and acc["value"] == pytest.approx(-2.0) and acc["met"] is True
