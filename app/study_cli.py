@@ -3,7 +3,8 @@
 With ``--server`` the study is posted to a fedheads server (``POST /api/v1/studies``; the server's 422s
 are printed word for word) and followed by polling ``GET /api/v1/studies/{id}`` until every run has
 finished; its runs go through the server's executors (on Celery, over all its workers). Without it the
-runs train here, one after another, with fedcore's round loop. Either way the study's table
+runs train here, one after another, with fedcore's round loop (fedcore/study_runner.py, the runner
+bench/paper_table.py uses too). Either way the study's table
 (fedcore/study_aggregate.py) ends the output: per variant mean ± half-range over seeds, the paired
 differences against the baseline, and the verdict of every target. ``--json FILE`` also writes it.
 """
@@ -97,17 +98,15 @@ def _on_server(args: argparse.Namespace, data: dict[str, Any], console: Any) -> 
 
 
 def _here(args: argparse.Namespace, study: StudySpec, console: Any) -> tuple[int, dict[str, Any] | None]:
-    from fedcore.checks import InputProblems, Places, raise_for_inputs
-    from fedcore.context import Paths, get_context
-    from fedcore.simulation import run_simulation
-    from fedcore.spec import validate_spec
+    from fedcore.checks import InputProblems
+    from fedcore.context import Paths
     from fedcore.study_aggregate import StudyRun, aggregate
+    from fedcore.study_runner import check_study_inputs, run_study, study_specs
 
     paths = Paths(cache_dir=args.cache_dir, data_root=Path(args.data_root) if args.data_root else Path.cwd())
     try:
-        specs = {(v, s): validate_spec(study.fields(v, s)) for v, s in study.runs()}
-        for spec in specs.values():
-            raise_for_inputs(spec, Places(data_root=paths.data_root, cache_dir=paths.cache_dir))
+        specs = study_specs(study)
+        check_study_inputs(specs.values(), paths)
     except SpecError as err:
         console.print(f"[red]invalid study:[/red] {err}")
         return EXIT_USAGE, None
@@ -120,16 +119,15 @@ def _here(args: argparse.Namespace, study: StudySpec, console: Any) -> tuple[int
     with _bars(console) as bars:
         overall = bars.add_task("all runs", total=sum(s.rounds for s in specs.values()), note="")
         tasks = {k: bars.add_task(f"{k[0]} seed {k[1]}", total=s.rounds, note="queued") for k, s in specs.items()}
-        for key, spec in specs.items():
-            bars.update(tasks[key], note="running")
 
-            def advance(r: Any, key: tuple[str, int] = key) -> None:
-                bars.update(tasks[key], advance=1)
-                bars.update(overall, advance=1)
+        def advance(key: tuple[str, int], r: Any) -> None:
+            bars.update(tasks[key], advance=1)
+            bars.update(overall, advance=1)
 
-            run = run_simulation(spec, context=get_context(spec, paths), on_round_end=advance)
-            bars.update(tasks[key], note="succeeded")
-            done.append(StudyRun(key[0], key[1], "succeeded", [r.to_dict() for r in run.rounds]))
+        for run in run_study(specs, paths, on_start=lambda key: bars.update(tasks[key], note="running"),
+                             on_round_end=advance):
+            bars.update(tasks[(run.variant, run.seed)], note=run.status)
+            done.append(run)
     return 0, aggregate(study, done)
 
 
