@@ -1,4 +1,4 @@
-# Over ~400 lines: one table of many configurations (runs, verdicts, table, plot) read top to bottom as one experiment.
+# Over ~400 lines: one table of many configurations (runs, table, verdicts, plot, README tables) read top to bottom.
 """The paper's headline on the offline pair: MiniLM-L6 + SNLI with non-IID clients.
 
 In one run: dense LoRA FedAvg; head pruning at s = 0.5, 0.7, 0.9 with head-weighted
@@ -15,14 +15,23 @@ variants tried to close the gaps at s = 0.9.
 The configurations are defined once, as studies (docs/studies.md): the base
 spec and the rows in bench/studies/paper_table.yaml, the ``--extra`` rows in
 bench/studies/paper_table-extra.yaml; ``fedheads study run`` runs the same
-files. This script still runs and sums up the runs itself (its saved runs hold
-per-round accuracy, not the round records a study's table is computed from).
+files. The chosen rows and seeds are a study (:func:`table_study`), run by the
+product's local study runner (fedcore/study_runner.py, as ``fedheads study run``
+without ``--server``); each run is saved with its round records. The table's
+figures and verdicts are the study's aggregate (fedcore/study_aggregate.py,
+comparing means: rows may have fewer seeds than dense) with the study files'
+targets. Runs saved before the records were kept (the committed results) hold
+summed figures only; :func:`run_figures_of` gives study_aggregate the same
+per-run figures from those. What stays here: the order of the runs, resuming,
+the side-by-side timing, the markdown, the plot and the README's headline
+tables (``--readme``).
 
     python bench/paper_table.py             # full: 2 seeds x 9 configurations (a few hours on 2 cores)
     python bench/paper_table.py --quick     # smoke check: 1 seed, dense / mask 0.9 / drop 0.9, 2 tiny rounds
     python bench/paper_table.py --resume    # keep the runs saved so far, do the rest
     python bench/paper_table.py --extra --resume  # add the variants tried at s = 0.9 (paper_table-extra.yaml)
     python bench/paper_table.py --report    # the table of the runs saved so far, running nothing
+    python bench/paper_table.py --readme    # README.md's headline tables from the committed results
     python bench/paper_table.py --name paper_table-r25 --rounds 25 --resume  # the longer-runs table (about 2.3 hours)
     python bench/paper_table.py --name paper_table-r25 --rounds 25 --seeds 4 \
         --study-yaml bench/studies/paper_table-r25.yaml  # that table as a study file, running nothing
@@ -35,6 +44,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 if TYPE_CHECKING:
     from fedcore.study import StudySpec
+    from fedcore.study_aggregate import StudyRun
 
 STUDIES = ROOT / "bench" / "studies"
 
@@ -80,42 +91,11 @@ DENSE_COUNTERPART = {name: HR_DENSE for name, o in EXTRA
 QUICK = {BASELINE, "mask s=0.9", "drop s=0.9"}
 
 
-def run_one(name: str, overrides: dict[str, Any], base: dict[str, Any], seed: int) -> dict[str, Any]:
-    from fedcore.context import build_context
-    from fedcore.simulation import run_simulation, summarize
-    from fedcore.spec import preset
-
-    spec = preset(STUDY.base.preset, **{**base, **overrides, "seed": seed})
-    t0 = time.perf_counter()
-
-    def progress(r: Any) -> None:  # a run takes minutes: say where it is after every round
-        acc = r.metrics.get("accuracy")
-        print(f"    {name} seed {seed}: round {r.round}/{spec.rounds}, accuracy "
-              f"{'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-
-    run = run_simulation(spec, context=build_context(spec), on_round_end=progress)
-    rounds = [r.to_dict() for r in run.rounds]
-    s = summarize(rounds)
-    train = [sum(c["train_time"] for c in r["clients"]) for r in rounds]
-    from _report import machine
-
-    return {
-        "name": name, "seed": seed, "machine": machine(), "spec": spec.model_dump(mode="json"),
-        "accuracy": [r["metrics"]["accuracy"] for r in rounds],
-        "final_accuracy": s["final_accuracy"], "uplink_per_round": s["bytes_up"] / len(rounds),
-        "uplink_advantage": s["uplink_advantage"], "total_advantage": s["total_advantage"],
-        "ops_reduction": s["ops_reduction"], "ops_attention_reduction": s["ops_attention_reduction"],
-        "compute_sparsity": 1 - statistics.mean(  # share of heads removed from local training, all clients and rounds
-            statistics.mean(v for row in c.get("compute", [[1]]) for v in row) for r in rounds for c in r["clients"]),
-        "train_time_per_round": statistics.mean(train), "wall_per_round": s["wall_time"] / len(rounds),
-        "seconds": time.perf_counter() - t0,
-    }
-
-
-def study_of(name: str, base: dict[str, Any], configs: list[tuple[str, dict[str, Any]]], seeds: int) -> str:
-    """The study of these rows as YAML (``--study-yaml``): the baseline first if it is not among them, the study
-    files' targets cut to the rows chosen (a target left with none is dropped)."""
-    from fedcore.study import StudySpec, study_yaml
+def table_study(name: str, base: dict[str, Any], configs: list[tuple[str, dict[str, Any]]],
+                seeds: list[int]) -> StudySpec:
+    """The study of these rows: the baseline first if it is not among them, the study files' targets cut to
+    the rows chosen (a target left with none is dropped)."""
+    from fedcore.study import StudySpec
 
     variants = dict(configs) if BASELINE in dict(configs) else {BASELINE: STUDY.variants[BASELINE], **dict(configs)}
     targets = []
@@ -124,12 +104,32 @@ def study_of(name: str, base: dict[str, Any], configs: list[tuple[str, dict[str,
             targets.append(t.model_dump(exclude_none=True))
         elif chosen := [v for v in t.variants if v in variants]:
             targets.append(t.model_copy(update={"variants": chosen}).model_dump(exclude_none=True))
-    study = StudySpec.model_validate({"name": name, "base": {"preset": STUDY.base.preset, "overrides": base},
-                                      "variants": variants, "seeds": list(range(seeds)), "baseline": BASELINE,
-                                      "targets": targets})
+    return StudySpec.model_validate({"name": name, "base": {"preset": STUDY.base.preset, "overrides": base},
+                                     "variants": variants, "seeds": seeds, "baseline": BASELINE,
+                                     "targets": targets})
+
+
+def study_of(name: str, base: dict[str, Any], configs: list[tuple[str, dict[str, Any]]], seeds: int) -> str:
+    """The study of these rows as YAML (``--study-yaml``), seeds 0 to ``seeds`` - 1 (:func:`table_study`)."""
+    from fedcore.study import study_yaml
+
+    study = table_study(name, base, configs, list(range(seeds)))
     cmd = " ".join(a if a and all(c.isalnum() or c in "-_.=/" for c in a) else repr(a) for a in sys.argv[1:])
     return ("# Generated from bench/studies/paper_table.yaml (and paper_table-extra.yaml): edit those, not this file,\n"
             f"# and run again:\n#   python bench/paper_table.py {cmd}\n" + study_yaml(study))
+
+
+def saved_run(run: StudyRun, spec: dict[str, Any], base: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A finished run of the study runner as the results file keeps it: its round records (``rounds``, what
+    its figures are computed from), what it ran and where, and its accuracy per round and final accuracy
+    (read by the dashboard's advice, app/services/advice.py)."""
+    from _report import machine
+
+    accuracy = [(r.get("metrics") or {}).get("accuracy") for r in run.records]
+    return {"name": run.variant, "seed": run.seed, "machine": machine(), "spec": spec, "base": base,
+            "seconds": seconds, "accuracy": accuracy,
+            "final_accuracy": next((a for a in reversed(accuracy) if a is not None), None),
+            "rounds": list(run.records)}
 
 
 def side_by_side(base: dict[str, Any], reps: int, extra: bool = False,
@@ -161,30 +161,87 @@ def side_by_side(base: dict[str, Any], reps: int, extra: bool = False,
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _compute_sparsity(run: dict[str, Any]) -> float:
-    """Share of heads removed from local training; runs saved before it was recorded: from the spec."""
-    if "compute_sparsity" in run:
-        return float(run["compute_sparsity"])
+# per-run figures of the table besides fedcore.study_aggregate.FIGURES (spread by aggregate(extra=...))
+EXTRA_FIGURES = ("uplink_mb_per_round", "compute_sparsity")
+
+
+def _compute_sparsity(records: list[dict[str, Any]]) -> float:
+    """Share of heads removed from local training, over every client and round, from the round records."""
+    return 1 - statistics.mean(statistics.mean(v for row in c.get("compute", [[1]]) for v in row)
+                               for r in records for c in r["clients"])
+
+
+def run_figures_of(run: dict[str, Any]) -> dict[str, Any]:
+    """The per-run figures fedcore.study_aggregate aggregates (its :func:`run_figures`, ``per_round`` and the
+    table's :data:`EXTRA_FIGURES`). A run saved with its round records: from them. A run saved before they
+    were kept: from its summed fields, the same definitions (accuracy in points; totals from per-round
+    means; its compute sparsity, or from the spec for runs saved before that was recorded)."""
+    from fedcore.study_aggregate import last3, metric_per_round, run_figures
+
+    if run.get("rounds"):
+        records = run["rounds"]
+        figs = run_figures(records)
+        return {**figs, "per_round": metric_per_round(records), "uplink_mb_per_round": figs["uplink_mb"] / len(records),
+                "compute_sparsity": _compute_sparsity(records)}
+    n = len(run["accuracy"])
+    per_round = [a * 100.0 for a in run["accuracy"]]
     spec = run.get("spec", {})
-    return float(spec.get("sparsity", 0.0)) if spec.get("prune_mode") == "drop" else 0.0
+    compute = run.get("compute_sparsity",
+                      spec.get("sparsity", 0.0) if spec.get("prune_mode") == "drop" else 0.0)
+    return {
+        "metric": "accuracy", "final_accuracy": run["final_accuracy"] * 100.0, "last3_accuracy": last3(per_round),
+        "uplink_advantage": run["uplink_advantage"], "total_advantage": run["total_advantage"],
+        "ops_reduction": run["ops_reduction"], "ops_attention_reduction": run["ops_attention_reduction"],
+        "train_time_per_round": run["train_time_per_round"], "train_time": run["train_time_per_round"] * n,
+        "wall_time_per_round": run["wall_per_round"], "uplink_mb": run["uplink_per_round"] * n / 1e6, "rounds": n,
+        "per_round": per_round, "uplink_mb_per_round": run["uplink_per_round"] / 1e6,
+        "compute_sparsity": float(compute),
+    }
 
 
-def _last3(runs: list[dict[str, Any]]) -> float:
-    """Mean over runs of each run's mean accuracy over its last three rounds (fedcore/study_aggregate.py)."""
-    from fedcore.study_aggregate import last3
+def study_run(run: dict[str, Any]) -> StudyRun:
+    """A saved run (either kind) as fedcore.study_aggregate takes it: finished, with its figures."""
+    from fedcore.study_aggregate import StudyRun
 
-    return statistics.mean(last3(r["accuracy"]) or 0.0 for r in runs)
+    return StudyRun(run["name"], run["seed"], "succeeded", run.get("rounds") or (), run_figures_of(run))
 
 
-def _pm(values: list[float], scale: float = 100.0) -> str:
-    """Mean ± half-range over seeds, as a study states it (fedcore.study_aggregate.Spread)."""
-    from fedcore.study_aggregate import Spread
+def _row_order(names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The rows as a study's variants, in the study files' order (rows no file names last, with no overrides)."""
+    known = [*CONFIGS, *EXTRA]
+    return [(n, o) for n, o in known if n in names] + [(n, {}) for n in names if n not in dict(known)]
 
-    s = Spread.of(values)
-    m = (s.mean or 0.0) * scale
-    if s.n < 2:
-        return f"{m:.1f}"
-    return f"{m:.1f} ± {(s.half_range or 0.0) * scale:.1f}"
+
+def aggregates(results: list[dict[str, Any]], timed_seeds: int | None = None,
+               baseline: str = BASELINE) -> tuple[StudySpec, dict[str, Any], dict[str, Any]]:
+    """The study of the saved runs' rows and its aggregates (fedcore.study_aggregate, comparing means against
+    ``baseline``): over every run, and for the time columns over the runs of seeds below ``timed_seeds`` (the
+    main pass; a row without such runs: all of its runs)."""
+    from fedcore.study_aggregate import aggregate
+
+    runs = [study_run(r) for r in results]
+    study = table_study("paper_table", dict(STUDY.base.overrides), _row_order([r.variant for r in runs]),
+                        sorted({r.seed for r in runs}))
+    if baseline != BASELINE:
+        study = study.model_copy(update={"baseline": baseline})
+
+    def timed(r: StudyRun) -> bool:
+        return timed_seeds is None or r.seed < timed_seeds or all(o.seed >= timed_seeds for o in runs
+                                                                   if o.variant == r.variant)
+
+    return (study, aggregate(study, runs, compare="means", extra=EXTRA_FIGURES),
+            aggregate(study, [r for r in runs if timed(r)], compare="means", extra=EXTRA_FIGURES))
+
+
+def _f(x: float | None, digits: int, plus: bool = False) -> str:
+    """``x`` to ``digits`` decimals ("nan" for none)."""
+    return "nan" if x is None else f"{x:{'+' if plus else ''}.{digits}f}"
+
+
+def _pm(s: dict[str, Any]) -> str:
+    """A figure's mean ± half-range over seeds (fedcore.study_aggregate.Spread), the mean alone for one seed."""
+    m = s["mean"] or 0.0
+    return _f(m, 1) if s["n"] < 2 else f"{_f(m, 1)} ± {_f(s['half_range'] or 0.0, 1)}"
 
 
 def plot(results: list[dict[str, Any]]) -> str:
@@ -192,7 +249,7 @@ def plot(results: list[dict[str, Any]]) -> str:
     from _plot import Group, Reference, line_chart
 
     names = list(dict.fromkeys(r["name"] for r in results))
-    groups = [Group(n, [[a * 100 for a in r["accuracy"]] for r in results if r["name"] == n],
+    groups = [Group(n, [[a or 0.0 for a in run_figures_of(r)["per_round"]] for r in results if r["name"] == n],
                     dash=1 if n.startswith("drop") else 2 if "," in n else 0) for n in names]
     values = [a for g in groups for run in g.runs for a in run]
     return line_chart(groups, title="SNLI test accuracy per round (MiniLM-L6, non-IID clients)", x_label="round",
@@ -201,20 +258,75 @@ def plot(results: list[dict[str, Any]]) -> str:
                                   Reference(100 / 3, "uniform chance")])
 
 
+def _verdict_lines(study: StudySpec, full: dict[str, Any], timed: dict[str, Any], counterpart: dict[str, Any] | None,
+                   timing: dict[str, float] | None) -> list[str]:
+    """One line per judged row: the study's verdicts on its targets (accuracy and last-3-rounds accuracy against
+    dense, or against the stronger dense counterpart of a heads-random row; uplink advantage; training speed-up,
+    from the side-by-side timing where measured, else the runs' time columns)."""
+    rows = {v["variant"]: v for v in full["variants"]}
+    d_acc = rows[BASELINE]["figures"]["final_accuracy"]["mean"]
+    if d_acc is None:
+        return []
+
+    def by_row(table: dict[str, Any] | None) -> dict[str, dict[str, dict[str, Any]]]:
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for v in (table or {}).get("verdicts", []):
+            out.setdefault(v["variant"], {})[v["metric"]] = v
+        return out
+
+    main, speeds, other = by_row(full), by_row(timed), by_row(counterpart)
+
+    def met(v: dict[str, Any]) -> str:
+        return "met" if v["met"] else "NOT met"
+
+    lines = []
+    for row in study.variants:
+        mine = main.get(row)
+        if not mine or not rows[row]["finished"]:
+            continue
+        ref_name = ""
+        hr = DENSE_COUNTERPART.get(row, "")
+        if counterpart and hr in rows and rows[hr]["finished"] and (
+                (rows[hr]["figures"]["final_accuracy"]["mean"] or 0.0) > d_acc):  # never a weaker baseline
+            mine = {**mine, **{k: v for k, v in other.get(row, {}).items() if k.endswith("_vs_baseline")}}
+            ref_name = f" {hr}"
+        parts = []
+        if acc := mine.get("accuracy_vs_baseline"):
+            gap = 0.0 - acc["value"]  # points below (0.0 - x: never "-0.0")
+            if d_acc < 65.0:  # near chance every method "matches" dense: no verdict
+                judged = f"not judged, the dense baseline is under 65% ({_f(gap, 1)} points below it)"
+            else:
+                judged = f"{met(acc)} ({_f(gap, 1)} points below{ref_name}; {acc['seeds']} seed(s) against {acc['against']})"
+                if l3 := mine.get("last3_vs_baseline"):
+                    judged += (f"; last-3-rounds accuracy within {-l3['limit']:.1f} points: {met(l3)} "
+                               f"({_f(0.0 - l3['value'], 1)} points below)")
+            parts.append(f"accuracy within {-acc['limit']:.1f} points of dense: {judged}")
+        if up := mine.get("uplink_advantage"):
+            parts.append(f"uplink advantage >= {up['limit']:g}x: {met(up)} ({_f(up['value'], 2)}x)")
+        if sp := mine.get("train_speedup"):
+            if timing and row in timing:
+                side = timing[BASELINE] / timing[row]
+                parts.append(f"client training >= {sp['limit']:g}x faster: {'met' if side >= sp['limit'] else 'NOT met'} "
+                             f"({_f(side, 2)}x, side-by-side timing below)")
+            elif (tsp := speeds.get(row, {}).get("train_speedup")) and tsp["value"] is not None:
+                parts.append(f"client training >= {tsp['limit']:g}x faster: {met(tsp)} ({_f(tsp['value'], 2)}x)")
+        lines.append(f"- {row}: " + "; ".join(parts))
+    return lines
+
+
 def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float] | None = None,
           plot_name: str = "", timed_seeds: int | None = None, timing_machine: str = "") -> str:
-    """The markdown table. Time columns average only the runs of seeds below ``timed_seeds`` (the main
-    pass, run back to back); accuracy and the other columns average every run of a row."""
+    """The markdown table, from the study's aggregates (:func:`aggregates`). Time columns average only the runs
+    of seeds below ``timed_seeds`` (the main pass, run back to back); accuracy and the other columns average
+    every run of a row."""
     names = list(dict.fromkeys(r["name"] for r in results))
-    by = {n: [r for r in results if r["name"] == n] for n in names}
-
-    def timed(rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [r for r in rs if timed_seeds is None or r["seed"] < timed_seeds] or rs
-
-    dense = by.get(BASELINE)
-    d_acc = statistics.mean(r["final_accuracy"] for r in dense) if dense else None
-    d_train = statistics.mean(r["train_time_per_round"] for r in timed(dense)) if dense else None
-    d_wall = statistics.mean(r["wall_per_round"] for r in timed(dense)) if dense else None
+    study, full, timed = aggregates(results, timed_seeds)
+    counterpart = None
+    if HR_DENSE in names and any(n in DENSE_COUNTERPART for n in names):
+        counterpart = aggregates(results, timed_seeds, baseline=HR_DENSE)[1]
+    rows = {v["variant"]: v for v in full["variants"]}
+    times = {v["variant"]: v for v in timed["variants"]}
+    d_wall = times[BASELINE]["figures"]["wall_time_per_round"]["mean"]
     lines = [
         "| configuration | seeds | final accuracy % (mean ± half-range) | vs dense (points) | last-3-rounds accuracy % | "
         "uplink MB / round | "
@@ -223,64 +335,34 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in names:
-        rs = by[n]
-        acc = [r["final_accuracy"] for r in rs]
-
-        def mean(k: str, rs: list[dict[str, Any]] = rs) -> float:
-            return statistics.mean(r[k] for r in rs)
-
-        delta = f"{(statistics.mean(acc) - d_acc) * 100:+.1f}" if d_acc is not None else "-"
-        tr, wall = mean("train_time_per_round", timed(rs)), mean("wall_per_round", timed(rs))
+        f, t = rows[n]["figures"], times[n]["figures"]
+        delta = rows[n]["vs_baseline"]["accuracy_vs_baseline"]["mean"]
+        wall = t["wall_time_per_round"]["mean"]
         lines.append(
-            f"| {n} | {len(rs)} | {_pm(acc)} | {delta} | {_pm([_last3([r]) for r in rs])} | "
-            f"{mean('uplink_per_round') / 1e6:.3f} | {mean('uplink_advantage'):.2f}x | "
-            f"{statistics.mean(_compute_sparsity(r) for r in rs):.2f} | "
-            f"{mean('total_advantage'):.2f}x | {mean('ops_reduction'):.2f}x | {mean('ops_attention_reduction'):.2f}x | "
-            f"{tr:.1f} | {d_train / tr if d_train else float('nan'):.2f}x | {wall:.1f} | "
-            f"{d_wall / wall if d_wall else float('nan'):.2f}x |")
-    verdicts = []
-    pruned_rows = [n for n, o in EXTRA if o.get("sparsity", 0) > 0]
-    for row in ("mask s=0.9", "drop s=0.9", *pruned_rows):  # the method and its variants, not the ablations
-        drop = row.startswith("drop") or bool(dict(EXTRA).get(row, {}).get("train_top_blocks"))  # saves compute
-        rs = by.get(row)
-        if not rs or d_acc is None:
-            continue
-        ref_runs, ref_name = dense or [], ""
-        other = by.get(DENSE_COUNTERPART.get(row, ""))
-        if other and statistics.mean(r["final_accuracy"] for r in other) > d_acc:  # never a weaker baseline
-            ref_runs, ref_name = other, f" {DENSE_COUNTERPART[row]}"
-        ref = statistics.mean(r["final_accuracy"] for r in ref_runs)
-        gap = (ref - statistics.mean(r["final_accuracy"] for r in rs)) * 100
-        gap3 = (_last3(ref_runs) - _last3(rs)) * 100
-        adv = statistics.mean(r["uplink_advantage"] for r in rs)
-        if d_acc < 0.65:  # near chance every method "matches" dense: no verdict
-            acc_verdict = f"not judged, the dense baseline is under 65% ({gap:.1f} points below it)"
-        else:
-            acc_verdict = (f"{'met' if gap <= 2.0 else 'NOT met'} ({gap:.1f} points below{ref_name}; {len(rs)} "
-                           f"seed(s) against {len(ref_runs)}); last-3-rounds accuracy within 2.0 points: "
-                           f"{'met' if gap3 <= 2.0 else 'NOT met'} ({gap3:.1f} points below)")
-        line = (f"- {row}: accuracy within 2.0 points of dense: {acc_verdict}; uplink advantage >= 1.8x: "
-                f"{'met' if adv >= 1.8 else 'NOT met'} ({adv:.2f}x)")
-        if drop and timing and row in timing:
-            sp = timing[BASELINE] / timing[row]
-            line += (f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x, "
-                     "side-by-side timing below)")
-        elif drop and d_train:
-            sp = d_train / statistics.mean(r["train_time_per_round"] for r in rs)
-            line += f"; client training >= 1.3x faster: {'met' if sp >= 1.3 else 'NOT met'} ({sp:.2f}x)"
-        verdicts.append(line)
+            f"| {n} | {f['final_accuracy']['n']} | {_pm(f['final_accuracy'])} | "
+            f"{'-' if delta is None else _f(delta, 1, plus=True)} | {_pm(f['last3_accuracy'])} | "
+            f"{_f(f['uplink_mb_per_round']['mean'], 3)} | {_f(f['uplink_advantage']['mean'], 2)}x | "
+            f"{_f(f['compute_sparsity']['mean'], 2)} | {_f(f['total_advantage']['mean'], 2)}x | "
+            f"{_f(f['ops_reduction']['mean'], 2)}x | {_f(f['ops_attention_reduction']['mean'], 2)}x | "
+            f"{_f(t['train_time_per_round']['mean'], 1)} | {_f(times[n]['vs_baseline']['train_speedup']['mean'], 2)}x | "
+            f"{_f(wall, 1)} | {_f(d_wall / wall if d_wall else None, 2)}x |")
+    verdicts = _verdict_lines(study, full, timed, counterpart, timing)
     dense_ok = ""
-    if dense and d_acc is not None:
-        r3 = statistics.mean(r["accuracy"][min(2, len(r["accuracy"]) - 1)] for r in dense)
-        dense_ok = (f"- dense baseline >= 74%: {'met' if d_acc >= 0.74 else 'NOT met'} ({d_acc * 100:.1f}%); "
+    base = rows[BASELINE]
+    if base["finished"]:
+        d_acc, band = base["figures"]["final_accuracy"]["mean"], base["per_round"]
+        r3 = band[min(2, len(band) - 1)]["mean"]
+        dense_ok = (f"- dense baseline >= 74%: {'met' if d_acc >= 74.0 else 'NOT met'} ({_f(d_acc, 1)}%); "
                     f"leaves chance by round 3 (>= 40%; the majority class of the evaluation pairs is under 36%): "
-                    f"{'met' if r3 >= 0.40 else 'NOT met'} ({r3 * 100:.1f}% at round 3)")
+                    f"{'met' if r3 >= 40.0 else 'NOT met'} ({_f(r3, 1)}% at round 3)")
     plotted = f" (plotted in [{plot_name}]({plot_name}))" if plot_name else ""
+    series = [(r, run_figures_of(r)["per_round"]) for r in results]
     per_round = ["", f"Accuracy per round (%), each run{plotted}:", "",
-                 "| configuration | seed | " + " | ".join(f"r{i + 1}" for i in range(len(results[0]["accuracy"])))
-                 + " |", "|---|---:|" + "---:|" * len(results[0]["accuracy"])]
-    for r in results:
-        per_round.append(f"| {r['name']} | {r['seed']} | " + " | ".join(f"{a * 100:.1f}" for a in r["accuracy"]) + " |")
+                 "| configuration | seed | " + " | ".join(f"r{i + 1}" for i in range(len(series[0][1])))
+                 + " |", "|---|---:|" + "---:|" * len(series[0][1])]
+    for r, accs in series:
+        per_round.append(f"| {r['name']} | {r['seed']} | " + " | ".join(
+            "-" if a is None else _f(a, 1) for a in accs) + " |")
     side = []
     if timing:
         side = ["", "Local training of one client round, measured side by side: the configurations take "
@@ -322,6 +404,178 @@ def table(results: list[dict[str, Any]], settings: str, timing: dict[str, float]
     return "\n".join(lines + per_round + notes)
 
 
+# --- the README's headline tables -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadmeTable:
+    """A headline table of README.md, written by ``--readme`` between its markers from a results file's study
+    aggregate (:func:`aggregates`): ``rows`` are (row, label, columns in bold); ``seed``: that seed's runs only,
+    compared with dense's run of the same seed (paired), a row with more seeds saying its figures over all of
+    them in its label; else every run, compared by means."""
+
+    results: str  # the results file's stem under bench/results/
+    header: tuple[str, ...]  # the titles: the configuration's, then one per column
+    columns: tuple[str, ...]  # keys of _readme_cell
+    rows: tuple[tuple[str, str, tuple[str, ...]], ...]
+    seed: int | None = None
+
+
+README = ROOT / "README.md"
+HEAD = "head-weighted, loss-gap"
+README_TABLES = {
+    "paper_table-cls": ReadmeTable(
+        "paper_table-cls",
+        ("configuration", "seeds", "final accuracy %", "last-3-rounds %", "uplink advantage",
+         "OPs reduction (whole / attention+LoRA)", "training speed-up (side by side)"),
+        ("seeds", "final", "last3", "uplink", "ops_both", "side"),
+        ((BASELINE, "dense LoRA FedAvg", ()),
+         ("mask s=0.9", f"mask s = 0.9 ({HEAD})", ("uplink",)),
+         ("mask s=0.9, FedAvg aggregation", "mask s = 0.9, FedAvg aggregation", ()),
+         ("mask s=0.9, random selection", "mask s = 0.9, random selection", ()),
+         ("drop s=0.9", f"drop s = 0.9 ({HEAD})", ("side",)),
+         ("mask s=0.9, per-block ranking", "mask s = 0.9, per-block ranking", ()),
+         ("mask s=0.9, gradient importance", "mask s = 0.9, gradient importance", ()),
+         ("mask s=0.9, head-coverage selection", "mask s = 0.9, head-coverage selection", ()),
+         ("drop s=0.9, last 4 steps dense", "drop s = 0.9, last 4 of 15 steps dense", ()),
+         ("mask s=0.9, heads-random init", "mask s = 0.9, heads-random LoRA init", ()),
+         (HR_DENSE, "dense, heads-random LoRA init", ()))),
+    "paper_table-r25-cls": ReadmeTable(
+        "paper_table-r25-cls",
+        ("configuration", "seeds", "final accuracy %", "last-3-rounds %", "uplink advantage"),
+        ("seeds", "final", "last3", "uplink"),
+        ((BASELINE, "dense LoRA FedAvg", ()),
+         *((f"mask s={s}", f"mask s = {s} ({HEAD})", ()) for s in (0.5, 0.7, 0.9)),
+         ("mask s=0.9, FedAvg aggregation", "mask s = 0.9, FedAvg aggregation", ()),
+         ("mask s=0.9, random selection", "mask s = 0.9, random selection", ()),
+         *((f"drop s={s}", f"drop s = {s} ({HEAD})", ()) for s in (0.5, 0.7, 0.9)),
+         ("mask s=0.9, heads-random init", "mask s = 0.9, heads-random LoRA init", ()),
+         (HR_DENSE, "dense, heads-random LoRA init", ()),
+         ("mask s=0.9, sampled heads", "mask s = 0.9, sampled heads", ()),
+         ("mask s=0.9, sampled heads, heads-random init", "mask s = 0.9, sampled heads, heads-random LoRA init",
+          ("label", "final", "uplink")))),
+    "paper_table": ReadmeTable(
+        "paper_table",
+        ("configuration (s = 0.9 upload sparsity)", "final %", "vs dense", "uplink advantage",
+         "OPs reduction (whole step)", "training speed-up (side by side, AMD EPYC, medians of 3)"),
+        ("final", "delta", "uplink", "ops", "side"),
+        ((BASELINE, "dense LoRA FedAvg", ()),
+         ("mask s=0.9", "mask (the paper's reading; no compute saved)", ()),
+         ("drop s=0.9", "drop (plain)", ()),
+         ("drop s=0.9, compute s=0.5, sampled heads, heads-random init",
+          "drop, compute s = 0.5, sampled heads, heads-random init", ()),
+         ("drop s=0.9, compute s=0.5, re-drawn every 5 steps",
+          "drop, compute s = 0.5, re-drawn every 5 steps (`compute_redraw_steps`)", ()),
+         ("mask s=0.9, top 2 blocks", "mask, top 2 blocks trained (`train_top_blocks = 2`)", ()),
+         ("mask s=0.9, top 2 blocks, sampled heads", "mask, top 2 blocks, sampled heads", ("side",)),
+         ("mask s=0.9, top 3 blocks", "mask, top 3 blocks", ()),
+         ("dense FedAvg, top 2 blocks", "dense, top 2 blocks (its dense counterpart)", ())),
+        seed=0),
+}
+
+
+def _readme_cell(key: str, row: dict[str, Any], timing: dict[str, float]) -> str:
+    f = row["figures"]
+    if key == "seeds":
+        return str(f["final_accuracy"]["n"])
+    if key in ("final", "last3"):
+        return _pm(f["final_accuracy" if key == "final" else "last3_accuracy"])
+    if key == "delta":
+        delta = row["vs_baseline"]["accuracy_vs_baseline"]["mean"]
+        return "-" if row["variant"] == BASELINE or delta is None else _f(delta, 1, plus=True)
+    if key == "uplink":
+        return f"{_f(f['uplink_advantage']['mean'], 2)}x"
+    if key == "ops":
+        return f"{_f(f['ops_reduction']['mean'], 2)}x"
+    if key == "ops_both":
+        return f"{_f(f['ops_reduction']['mean'], 2)}x / {_f(f['ops_attention_reduction']['mean'], 2)}x"
+    if key == "side":
+        t = timing.get(row["variant"])
+        return "-" if not t or BASELINE not in timing else f"{_f(timing[BASELINE] / t, 2)}x"
+    raise KeyError(key)
+
+
+def readme_table(spec: ReadmeTable, results_dir: Path | None = None) -> str:
+    """One README table, from its results file's runs and side-by-side timing (:class:`ReadmeTable`)."""
+    from _report import RESULTS
+
+    folder = results_dir or RESULTS
+    runs = json.loads((folder / f"{spec.results}.json").read_text())
+    timing_file = folder / f"{spec.results}.timing.json"
+    timing = json.loads(timing_file.read_text())["median_s"] if timing_file.exists() else {}
+    everything = {v["variant"]: v for v in aggregates(runs)[1]["variants"]}
+    rows = everything
+    if spec.seed is not None:
+        from fedcore.study_aggregate import aggregate
+
+        mine = [r for r in runs if r["seed"] == spec.seed]
+        study = table_study("paper_table", dict(STUDY.base.overrides), _row_order([r["name"] for r in mine]),
+                            [spec.seed])
+        rows = {v["variant"]: v for v in aggregate(study, [study_run(r) for r in mine], extra=EXTRA_FIGURES)["variants"]}
+    lines = ["| " + " | ".join(spec.header) + " |", "|---|" + "---:|" * len(spec.columns)]
+    for name, label, bold in spec.rows:
+        row = rows[name]
+        if not row["finished"]:
+            raise SystemExit(f"README table {spec.results}: no run of {name!r}"
+                             + (f" with seed {spec.seed}" if spec.seed is not None else ""))
+        every = everything[name]
+        n = every["figures"]["final_accuracy"]["n"]
+        if spec.seed is not None and n > 1 and name != BASELINE:  # its figures over all its seeds, against dense's
+            label += (f" (seed {spec.seed}; {n} seeds: {_pm(every['figures']['final_accuracy'])}, "
+                      f"{_f(every['vs_baseline']['accuracy_vs_baseline']['mean'], 1, plus=True)} vs dense's "
+                      f"{every['against']})")
+        cells = [label, *(_readme_cell(k, row, timing) for k in spec.columns)]
+        keys = ["label", *spec.columns]
+        lines.append("| " + " | ".join(f"**{c}**" if k in bold else c for k, c in zip(keys, cells, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def readme(text: str, results_dir: Path | None = None) -> str:
+    """``text`` (README.md) with every block between ``<!-- paper_table --readme: NAME -->`` and
+    ``<!-- end NAME -->`` replaced by :func:`readme_table` of ``README_TABLES[NAME]``."""
+    out = text
+    for name, spec in README_TABLES.items():
+        begin, end = f"<!-- paper_table --readme: {name} -->", f"<!-- end {name} -->"
+        if begin not in out or end not in out:
+            raise SystemExit(f"README.md lacks the markers {begin} ... {end}")
+        head, rest = out.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        out = f"{head}{begin}\n{readme_table(spec, results_dir)}\n{end}{tail}"
+    return out
+
+
+def run_missing(study: StudySpec, keys: list[tuple[str, int]], base: dict[str, Any], saved: list[dict[str, Any]],
+                partial: Path) -> None:
+    """Run these (row, seed) of the study, in this order, with the product's local study runner
+    (fedcore/study_runner.py, as ``fedheads study run``), saving ``saved`` and each finished run (with its
+    round records) to ``partial`` after every run."""
+    from fedcore.context import Paths
+    from fedcore.study_runner import check_study_inputs, run_study, study_specs
+
+    specs = study_specs(study, keys)
+    paths = Paths()
+    check_study_inputs(specs.values(), paths)
+    started = {"at": time.perf_counter()}
+
+    def start(key: tuple[str, int]) -> None:
+        started["at"] = time.perf_counter()
+
+    def progress(key: tuple[str, int], r: Any) -> None:  # a run takes minutes: say where it is after every round
+        acc = r.metrics.get("accuracy")
+        print(f"    {key[0]} seed {key[1]}: round {r.round}/{specs[key].rounds}, accuracy "
+              f"{'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - started['at']:.0f} s",
+              file=sys.stderr, flush=True)
+
+    for i, run in enumerate(run_study(specs, paths, on_start=start, on_round_end=progress), 1):
+        key = (run.variant, run.seed)
+        r = saved_run(run, specs[key].model_dump(mode="json"), base, time.perf_counter() - started["at"])
+        saved.append(r)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(saved, indent=1))
+        print(f"  [{i}/{len(keys)}] {key[0]} seed {key[1]}: acc {r['final_accuracy']:.3f} in {r['seconds']:.0f} s",
+              file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     from fedcore.spec import preset
@@ -354,12 +608,19 @@ def main() -> int:
     ap.add_argument("--resume", action="store_true",
                     help="keep the runs already saved in bench/results/NAME[-quick].partial.json "
                          "(written after every run), or else in the committed NAME[-quick].json, and do only the missing ones")
+    ap.add_argument("--readme", action="store_true",
+                    help="run nothing: rewrite README.md's headline tables (between their markers) from the committed "
+                         "results' study aggregates (README_TABLES)")
     ap.add_argument("--study-yaml", metavar="FILE",
                     help="run nothing: write the study these flags describe as YAML that `fedheads study run` and "
                          "POST /api/v1/studies accept ('-': standard output): the base with the flags applied, the "
                          "rows chosen (--extra, --only, --quick; the baseline always), seeds 0 to SEEDS - 1, the "
                          "study files' targets for those rows, named NAME[-quick]")
     args = ap.parse_args()
+    if args.readme:
+        README.write_text(readme(README.read_text(encoding="utf-8")), encoding="utf-8")
+        print(f"saved {README}", file=sys.stderr)
+        return 0
     if args.quick:
         args.seeds, args.rounds, args.per_round, args.steps, args.eval_size = 1, 2, 2, 3, 100
     # the study's base overrides (in its order: the runs save this dict), the flags' values in place of its own
@@ -387,26 +648,16 @@ def main() -> int:
         saved = [r for r in json.loads(source.read_text()) if {"pooling": "cls", **r.get("base", {})} == base]
         print(f"resuming: {len(saved)} run(s) already saved in {source}", file=sys.stderr)
     done = {(r["name"], r["seed"]): r for r in saved}
-    results = []
     # seed 0 of every configuration first (a complete one-seed table), then the headline rows' other seeds
     first = (BASELINE, "mask s=0.9", "drop s=0.9")
     later = sorted(configs, key=lambda c: (c[0] not in first, first.index(c[0]) if c[0] in first else 0))
-    todo = [(seed, name, ov) for seed in range(args.seeds) for name, ov in (configs if seed == 0 else later)]
-    missing = []
-    for i, (seed, name, ov) in enumerate(todo, 1):
-        if (name, seed) in done:
-            results.append(done[(name, seed)])
-            continue
-        if args.report:
-            missing.append(f"{name} seed {seed}")
-            continue
-        r = {**run_one(name, ov, base, seed), "base": base}
-        results.append(r)
-        saved.append(r)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(saved, indent=1))
-        print(f"  [{i}/{len(todo)}] {name} seed {seed}: acc {r['final_accuracy']:.3f} in {r['seconds']:.0f} s",
-              file=sys.stderr)
+    todo = [(name, seed) for seed in range(args.seeds) for name, _ in (configs if seed == 0 else later)]
+    missing = [key for key in todo if key not in done]
+    if missing and not args.report:
+        run_missing(table_study(stem, base, configs, list(range(args.seeds))), missing, base, saved, partial)
+        done = {(r["name"], r["seed"]): r for r in saved}
+    results = [done[key] for key in todo if key in done]
+    missing = [f"{name} seed {seed}" for name, seed in todo if (name, seed) not in done]
     # runs of more seeds than asked (e.g. `--only "dense FedAvg" "mask s=0.9" --seeds 4 --resume`) stay in the table
     names = [n for n, _ in configs]
     results += sorted((r for r in saved if r["name"] in names and r["seed"] >= args.seeds),
