@@ -32,6 +32,8 @@ tables (``--readme``).
     python bench/paper_table.py --extra --resume  # add the variants tried at s = 0.9 (paper_table-extra.yaml)
     python bench/paper_table.py --report    # the table of the runs saved so far, running nothing
     python bench/paper_table.py --readme    # README.md's headline tables from the committed results
+    python bench/paper_table.py --name paper_table-cosine --lr-schedule cosine --extra --resume \
+        --only "dense FedAvg" "mask s=0.9, sampled heads, heads-random init"  # rows with the cosine local rate
     python bench/paper_table.py --name paper_table-r25 --rounds 25 --resume  # the longer-runs table (about 2.3 hours)
     python bench/paper_table.py --name paper_table-r25 --rounds 25 --seeds 4 \
         --study-yaml bench/studies/paper_table-r25.yaml  # that table as a study file, running nothing
@@ -129,7 +131,21 @@ def saved_run(run: StudyRun, spec: dict[str, Any], base: dict[str, Any], seconds
     return {"name": run.variant, "seed": run.seed, "machine": machine(), "spec": spec, "base": base,
             "seconds": seconds, "accuracy": accuracy,
             "final_accuracy": next((a for a in reversed(accuracy) if a is not None), None),
-            "rounds": list(run.records)}
+            "rounds": [slim_record(r) for r in run.records]}
+
+
+# what a results file leaves out of a round record: the per-head matrices (importance, kept heads, head weights,
+# agreement) and every step's loss, which no figure of the table reads and which made a 15-round run's records
+# about 12 KB a round; the heads each client computed stay (the compute sparsity column)
+SLIM_DROPS = ("global_importance", "agreement", "head_weights", "selection")
+SLIM_CLIENT_DROPS = ("importance", "kept", "step_losses")
+
+
+def slim_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A round record without what the table does not read (:data:`SLIM_DROPS`, :data:`SLIM_CLIENT_DROPS`)."""
+    out = {k: v for k, v in record.items() if k not in SLIM_DROPS}
+    out["clients"] = [{k: v for k, v in c.items() if k not in SLIM_CLIENT_DROPS} for c in record.get("clients") or []]
+    return out
 
 
 def side_by_side(base: dict[str, Any], reps: int, extra: bool = False,
@@ -590,6 +606,8 @@ def main() -> int:
     ap.add_argument("--alpha", type=float, default=b.get("dirichlet_alpha", d.dirichlet_alpha),
                     help="Dirichlet label-skew concentration")
     ap.add_argument("--lr", type=float, default=b.get("learning_rate", d.learning_rate))
+    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default=b.get("lr_schedule", d.lr_schedule),
+                    help="the local learning rate over the rounds (docs/method.md)")
     ap.add_argument("--eval-size", type=int, default=b.get("eval_size", d.eval_size))
     ap.add_argument("--pooling", choices=["cls", "mean"], default=b.get("pooling", d.pooling),
                     help="classifier input: the [CLS] pooler or the mean of the token states (the tables before "
@@ -627,6 +645,8 @@ def main() -> int:
     base = {**b, "dirichlet_alpha": args.alpha, "num_clients": args.clients, "clients_per_round": args.per_round,
             "rounds": args.rounds, "local_steps": args.steps, "learning_rate": args.lr, "eval_size": args.eval_size,
             "pooling": args.pooling}
+    if args.lr_schedule != d.lr_schedule or "lr_schedule" in b:  # runs saved before the option: the default
+        base["lr_schedule"] = args.lr_schedule
     every = CONFIGS + (EXTRA if args.extra else [])
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     stem = f"{args.name}-quick" if args.quick else args.name
@@ -665,7 +685,7 @@ def main() -> int:
     settings = (f"MiniLM-L6 + SNLI, {args.clients} clients (Dirichlet alpha {args.alpha}), {args.per_round} per "
                 f"round, {args.rounds} rounds x {args.steps} local steps of batch {base['batch_size']} (max "
                 f"{base['max_seq_len']} tokens), AdamW lr "
-                f"{args.lr}, LoRA r=8 on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
+                f"{args.lr}{' (cosine over the rounds to a tenth)' if args.lr_schedule == 'cosine' else ''}, LoRA r=8 on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
                 "saved for a row (the seeds column).")
     if missing:

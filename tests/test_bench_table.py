@@ -37,7 +37,9 @@ from paper_table import (  # noqa: E402
     README_TABLES,
     aggregates,
     readme,
+    run_figures_of,
     run_missing,
+    slim_record,
     table,
 )
 
@@ -77,9 +79,9 @@ def test_the_rows_are_the_study_files_and_every_run_of_them_is_a_valid_spec() ->
     main = StudySpec.model_validate(read_study_file(STUDIES / "paper_table.yaml"))
     extra = StudySpec.model_validate(read_study_file(STUDIES / "paper_table-extra.yaml"))
     assert list(main.variants.items()) == CONFIGS and len(CONFIGS) == 9 and BASELINE == main.baseline == "dense FedAvg"
-    assert [(n, o) for n, o in extra.variants.items() if n != BASELINE] == EXTRA and len(EXTRA) == 28
+    assert [(n, o) for n, o in extra.variants.items() if n != BASELINE] == EXTRA and len(EXTRA) == 29
     assert extra.base == main.base and extra.variants[BASELINE] == main.variants[BASELINE]
-    assert HR_DENSE == "dense FedAvg, heads-random init" and len(DENSE_COUNTERPART) == 7  # the pruned heads-random rows
+    assert HR_DENSE == "dense FedAvg, heads-random init" and len(DENSE_COUNTERPART) == 8  # the pruned heads-random rows
     for study in (main, extra):  # what `fedheads study run` checks before it trains anything
         for variant, seed in study.runs():
             spec = validate_spec(study.fields(variant, seed))
@@ -222,6 +224,16 @@ def test_runs_with_round_records_give_the_figures_of_the_study_aggregate(tmp_pat
         # one seed each: the difference of the means is the paired difference
         assert ours[name]["vs_baseline"]["accuracy_vs_baseline"]["mean"] == pytest.approx(
             v["vs_baseline"]["accuracy_vs_baseline"]["mean"])
+    # the saved records are slim (no per-head matrices, no step losses); slimming a run's records changes no figure
+    from fedcore.context import Paths
+    from fedcore.study_runner import run_study, study_specs
+
+    key = ("drop s=0.9", 0)
+    full = next(run_study(study_specs(study, [key]), Paths())).records
+    slim = next(r for r in saved if (r["name"], r["seed"]) == key)["rounds"]
+    assert "importance" in full[0]["clients"][0] and "importance" not in slim[0]["clients"][0]
+    assert [sorted(slim_record(r)) for r in full] == [sorted(r) for r in slim]  # (its times differ: another run)
+    assert run_figures_of({"rounds": [slim_record(r) for r in full]}) == run_figures_of({"rounds": full})
     # drop mode trains only the kept heads: 2 of tiny-bert's 16 at s = 0.9; mask mode trains them all
     assert ours["drop s=0.9"]["figures"]["compute_sparsity"]["mean"] == pytest.approx(14 / 16)
     assert ours["mask s=0.9"]["figures"]["compute_sparsity"]["mean"] == 0.0
