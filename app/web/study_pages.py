@@ -26,6 +26,7 @@ from app.services import studies as svc
 from app.services.advice import table_names
 from app.services.events import study_latest_event
 from app.services.paper_table import QUICK_OVERRIDES, paper_table, quick_paper_table
+from app.web.form import TARGET_METRICS
 from app.web.render import not_found, parse_id, templates
 from fedcore.study import study_yaml
 
@@ -71,7 +72,8 @@ def study_page(request: Request, study_id: str, db: DbDep) -> HTMLResponse:
     study = jsonable_encoder(detail)
     # for the script: escaped for HTML like |tojson, but with the keys in their order (|tojson sorts them,
     # and a study's variants are in the order the study gives them)
-    page_data = htmlsafe_json_dumps({"study": study, "last_event": last_event})
+    labels = {t.metric: t.label for t in TARGET_METRICS}  # the form's names of the target metrics
+    page_data = htmlsafe_json_dumps({"study": study, "last_event": last_event, "metric_labels": labels})
     return templates.TemplateResponse(request, "study.html", {
         "active": "studies", "study": study, "created": detail.created_at, "page_data": page_data,
     })

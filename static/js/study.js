@@ -76,9 +76,10 @@
 
   function targetText(t) {
     if (!t) return "";
-    if (t.within !== undefined && t.within !== null) return `${t.metric} within ${t.within} points`;
-    if (t.at_least !== undefined && t.at_least !== null) return `${t.metric} ≥ ${t.at_least}`;
-    return `${t.metric} ≤ ${t.at_most}`;
+    const name = (boot.metric_labels || {})[t.metric] || t.metric;  // the form's label, else the field's name
+    if (t.within !== undefined && t.within !== null) return `${name} within ${t.within} points`;
+    if (t.at_least !== undefined && t.at_least !== null) return `${name} ≥ ${t.at_least}`;
+    return `${name} ≤ ${t.at_most}`;
   }
 
   function renderVerdicts(st) {

@@ -27,13 +27,13 @@ STATE = """() => ({
 })"""
 
 
-def open_study_form(page: Any, server: Server, name: str) -> None:
+def open_study_form(page: Any, server: Server, name: str, **fields: int) -> None:
     page.goto(f"{server.url}/experiments/new")
     page.wait_for_selector('#preset option[value="smoke"]', state="attached")
     page.select_option("#preset", "smoke")
     page.wait_for_function("document.getElementById('f-model').value === 'tiny-bert'")
     page.fill("#f-name", name)
-    for field, value in {**TINY, "rounds": 2}.items():
+    for field, value in {**TINY, "rounds": 2, **fields}.items():
         page.fill(f"#f-{field}", str(value))
     page.check("#study-on")
 
@@ -78,7 +78,8 @@ def api_rows(aggregate: dict[str, Any], baseline: str) -> list[dict[str, str]]:
 def test_a_study_from_the_form_fills_its_page_live_and_downloads_the_apis_table(
     page: Any, server: Server, tmp_path: Path
 ) -> None:
-    open_study_form(page, server, "e2e study")
+    # runs long enough (about a second each on a warm executor) for the page to see them finish one by one
+    open_study_form(page, server, "e2e study", local_steps=40)
     variant(page, 0, "dense", "sparsity=0")
     variant(page, 1, "mask", "sparsity=0.5, prune_mode=mask")
     page.fill("#study-seeds", "0, 1")
@@ -123,6 +124,10 @@ def test_a_study_from_the_form_fills_its_page_live_and_downloads_the_apis_table(
     for i, v in enumerate(detail["aggregate"]["verdicts"]):
         assert verdicts.nth(i).locator("td").last.text_content() == v["text"]
         assert verdicts.nth(i).locator(".badge").text_content() == ("met" if v["met"] else "not met")
+    # each target named as the form names its metric
+    within = detail["definition"]["targets"][0]["within"]
+    assert verdicts.nth(0).locator("td").first.text_content() == f"Final accuracy vs the baseline within {within:g} points"
+    assert verdicts.nth(1).locator("td").first.text_content().startswith("Uplink advantage ≥ ")
     links = page.locator("#runs-table a.name")
     assert [links.nth(i).get_attribute("href") for i in range(links.count())] == [
         f"/experiments/{r['id']}" for r in detail["runs"]]
