@@ -26,12 +26,17 @@ pytestmark = pytest.mark.integration
         ("overhead.py", "| mode | fedheads s/step"),
         ("server_scale.py", "| registered clients | selection | median ms / round"),
         ("api_load.py", "| what | samples | p50 ms | p99 ms"),
+        ("study_updates.py", "| read | samples | KiB (median) | server ms (median) |"),
         ("drop_diagnostics.py", "Drop path with all 72 heads kept equals dense: **yes**"),
         ("peer_flower.py", "| implementation | total wall s | first round (cold) s | warm round s"),
     ],
 )
 def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_path: Path) -> None:
     env = {**os.environ, "FEDHEADS_BENCH_RESULTS": str(tmp_path)}
+    if script == "peer_flower.py":  # its Celery rows use the test Redis (queues of their own)
+        from tests.app.stack import REDIS_URL
+
+        env["FEDHEADS_BENCH_BROKER_URL"] = REDIS_URL
     res = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, f"{script} --quick failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
@@ -43,6 +48,13 @@ def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_p
     if script == "peer_flower.py":  # Flower is optional: its rows are there, or the output says they were skipped
         assert "| fedheads run (sequential" in text and "| fedheads run --workers 2" in text
         assert "| bare transformers+peft loop" in text
+        # the product: fedheads serve with the embedded executor and with two Celery workers, each with the
+        # second job its warm server ran, compared with the CLI row of the same spec
+        for service in ("| fedheads serve, embedded executor", "| fedheads serve + 2 Celery workers"):
+            row = next(line for line in text.splitlines() if line.startswith(service))
+            assert row.endswith("x |") and "second job" not in row
+            assert any(line.startswith(service) and "second job (seed 1, same server) |" in line
+                       for line in text.splitlines())
         assert "| Flower (Ray, 2 actors x 1 thread) | " in text or "Flower is not installed" in res.stderr + text
     if script == "paper_table.py":  # accuracy per round of every run, plotted
         import xml.etree.ElementTree as ET
