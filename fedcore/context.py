@@ -146,9 +146,11 @@ def get_context(spec: ExperimentSpec, paths: Paths | None = None) -> RunContext:
     """
     key = f"{os.getpid()}:{spec.model_dump_json()}:{paths}"
     if key not in _CACHE:
-        if len(_CACHE) >= 2:
-            _CACHE.clear()
+        while len(_CACHE) >= 2:  # the least recently used goes
+            del _CACHE[next(iter(_CACHE))]
         _CACHE[key] = build_context(spec, paths)
-    elif torch.get_num_threads() != spec.num_threads:
-        torch.set_num_threads(spec.num_threads)
+    else:
+        _CACHE[key] = _CACHE.pop(key)  # now the most recently used
+        if torch.get_num_threads() != spec.num_threads:
+            torch.set_num_threads(spec.num_threads)
     return _CACHE[key]

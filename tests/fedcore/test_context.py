@@ -19,9 +19,14 @@ def test_a_cached_context_gets_its_specs_threads_back_after_another_job() -> Non
     try:
         first = get_context(one)
         assert torch.get_num_threads() == 1
-        get_context(two)
+        second = get_context(two)
         assert torch.get_num_threads() == 2
         assert get_context(one) is first  # reused, not built again
         assert torch.get_num_threads() == 1
+        # the cache keeps the last two specs used, whatever ran before: a third evicts the least recent
+        three = preset("smoke", num_threads=1, eval_size=60, seed=2)
+        get_context(three)
+        assert get_context(one) is first
+        assert get_context(two) is not second  # 'two' was the least recently used: built again
     finally:
         torch.set_num_threads(before)
