@@ -64,6 +64,8 @@ def test_heads_random_variant_is_judged_against_the_stronger_dense_row() -> None
     assert f"NOT met (2.5 points below {HR_DENSE}; 2 seed(s) against 3)" in line
     assert "met (1.0 points below; 2 seed(s) against 2)" in _verdict(stronger, "mask s=0.9")  # the method: plain dense
     assert not any(line.startswith(f"- {HR_DENSE}:") for line in stronger.splitlines())  # dense is not judged
+    above = table([_run("dense FedAvg", 0, 0.70), _run("mask s=0.9", 0, 0.715, 1.8)], "s")
+    assert "met (1.5 points above; 1 seed(s) against 1)" in _verdict(above, "mask s=0.9")  # not "-1.5 points below"
 
 
 def test_a_table_from_several_machines_says_which_rows_ran_where() -> None:
