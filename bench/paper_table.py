@@ -284,6 +284,11 @@ def plot(results: list[dict[str, Any]]) -> str:
                                   Reference(100 / 3, "uniform chance")])
 
 
+def _apart(diff: float) -> str:
+    """A row's difference from dense, in words (0.0 - x: never "-0.0")."""
+    return f"{_f(0.0 - diff, 1)} points below" if diff < 0 else f"{_f(diff, 1)} points above"
+
+
 def _verdict_lines(study: StudySpec, full: dict[str, Any], timed: dict[str, Any], counterpart: dict[str, Any] | None,
                    timing: dict[str, float] | None) -> list[str]:
     """One line per judged row: the study's verdicts on its targets (accuracy and last-3-rounds accuracy against
@@ -318,18 +323,15 @@ def _verdict_lines(study: StudySpec, full: dict[str, Any], timed: dict[str, Any]
             ref_name = f" {hr}"
         parts = []
 
-        def apart(diff: float) -> str:  # a row's difference from dense, in words (0.0 - x: never "-0.0")
-            return f"{_f(0.0 - diff, 1)} points below" if diff < 0 else f"{_f(diff, 1)} points above"
-
         if acc := mine.get("accuracy_vs_baseline"):
             gap = 0.0 - acc["value"]  # points below (0.0 - x: never "-0.0")
             if d_acc < 65.0:  # near chance every method "matches" dense: no verdict
                 judged = f"not judged, the dense baseline is under 65% ({_f(gap, 1)} points below it)"
             else:
-                judged = f"{met(acc)} ({apart(acc['value'])}{ref_name}; {acc['seeds']} seed(s) against {acc['against']})"
+                judged = f"{met(acc)} ({_apart(acc['value'])}{ref_name}; {acc['seeds']} seed(s) against {acc['against']})"
                 if l3 := mine.get("last3_vs_baseline"):
                     judged += (f"; last-3-rounds accuracy within {-l3['limit']:.1f} points: {met(l3)} "
-                               f"({apart(l3['value'])})")
+                               f"({_apart(l3['value'])})")
             parts.append(f"accuracy within {-acc['limit']:.1f} points of dense: {judged}")
         if up := mine.get("uplink_advantage"):
             parts.append(f"uplink advantage >= {up['limit']:g}x: {met(up)} ({_f(up['value'], 2)}x)")
