@@ -68,3 +68,19 @@ def test_quick_mode_runs_and_saves_its_table(script: str, table_head: str, tmp_p
         timing = json.loads((tmp_path / "paper_table-quick.timing.json").read_text())
         assert timing["median_s"]["dense FedAvg"] > 0 and timing["machine"]
         assert f"median of the repetitions (measured on {timing['machine']}):" in text
+
+
+def test_gpu_peer_bench_runs_its_rows_on_the_cpu(tmp_path: Path) -> None:
+    """bench/peer_flower_gpu.py is run by hand on a GPU machine; here its mechanics run on the CPU: every
+    row and the ratios to the bare loop (its --profile ran on the GPU machine: bench/results/peer_flower_gpu.md)."""
+    env = {**os.environ, "FEDHEADS_BENCH_RESULTS": str(tmp_path)}
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "peer_flower_gpu.py"), "--device", "cpu", "--quick",
+                          "--rounds", "2"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, f"peer_flower_gpu.py failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    text = (tmp_path / "peer_flower_gpu-quick.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith(("| bare", "| fedheads"))]
+    assert [r.split(" | ")[0] for r in rows] == ["| bare transformers+peft loop", "| fedheads run",
+                                                 "| fedheads run, probe_passes needed"]
+    assert rows[0].endswith("| 1.00x | 1.00x |")
+    assert all(r.endswith("x |") for r in rows) and "device cpu; torch " in text

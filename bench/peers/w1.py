@@ -13,6 +13,7 @@ come from fedcore (so every implementation trains the same 20 clients' data). W1
 Run as a child of ``bench/peer_flower.py``, which times the process from start to exit:
 
     python bench/peers/w1.py bare --threads 2 [--rounds 3] [--train 20000] [--eval 1000] [--steps 10]
+    python bench/peers/w1.py bare --device cuda [...]              # bench/peer_flower_gpu.py
     python bench/peers/w1.py flower --actors 2 --threads 1 [...]   # needs flwr[simulation]
 
 Each prints ``W1EVENT {json}`` lines: ``start`` when the federated loop begins (imports, data and
@@ -66,9 +67,19 @@ def build_model() -> tuple[Any, Any]:
     return model, AutoTokenizer.from_pretrained(path)
 
 
+DEVICE = "cpu"  # the bare loop's --device; Flower's actors train on the CPU
+
+
 def encode(tok: Any, rows: list[Any]) -> dict[str, Any]:
-    return dict(tok([e.text for e in rows], [e.text_pair for e in rows], max_length=MAX_LEN, truncation=True,
-                    padding="longest", return_tensors="pt"))
+    enc = tok([e.text for e in rows], [e.text_pair for e in rows], max_length=MAX_LEN, truncation=True,
+              padding="longest", return_tensors="pt")
+    return {k: v.to(DEVICE) for k, v in enc.items()}
+
+
+def labels_of(rows: list[Any]) -> Any:
+    import torch
+
+    return torch.tensor([e.label for e in rows], device=DEVICE)
 
 
 def lora_state(model: Any) -> dict[str, Any]:
@@ -93,7 +104,7 @@ def train_local(model: Any, tok: Any, rows: list[Any], indices: list[int], steps
             order += [indices[i] for i in rng.permutation(len(indices))]
         chosen, order = order[:BATCH], order[BATCH:]
         batch = [rows[i] for i in chosen]
-        out = model(**encode(tok, batch), labels=torch.tensor([e.label for e in batch]))
+        out = model(**encode(tok, batch), labels=labels_of(batch))
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
@@ -110,7 +121,7 @@ def evaluate(model: Any, tok: Any, test: list[Any]) -> float:
         for i in range(0, len(test), EVAL_BATCH):
             batch = test[i : i + EVAL_BATCH]
             pred = model(**encode(tok, batch)).logits.argmax(-1)
-            right += int((pred == torch.tensor([e.label for e in batch])).sum())
+            right += int((pred == labels_of(batch)).sum())
     return right / len(test)
 
 
@@ -127,9 +138,12 @@ def run_bare(args: argparse.Namespace) -> None:
     import torch
     from peft import set_peft_model_state_dict
 
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(args.threads)
     rows, test, clients = load_rows(args.train, args.eval)
     model, tok = build_model()
+    model.to(DEVICE)
     state = lora_state(model)
     emit("start")
     for rnd in range(1, args.rounds + 1):
@@ -229,6 +243,7 @@ def main() -> int:
     ap.add_argument("--train", type=int, default=20_000)
     ap.add_argument("--eval", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--device", default="cpu", help="bare: the torch device to train and evaluate on (cpu, cuda)")
     args = ap.parse_args()
     args.cpus_per_actor = 1
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
