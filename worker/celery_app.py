@@ -2,8 +2,8 @@
 
 One CPU-heavy task per worker process: late acks, prefetch 1, and a task whose
 worker process died goes back to the queue (docs/operations.md). Whole jobs go
-to the ``experiments`` queue, single client trainings to ``clients``; jobs whose spec
-says device 'cuda' (and their client trainings) go to the ``gpu`` queue instead.
+to the ``experiments`` queue, single client trainings and shares of a round's evaluation to
+``clients``; jobs whose spec says device 'cuda' (and their client tasks) go to the ``gpu`` queue instead.
 
 Nothing is built at import: ``fedheads worker`` builds the worker's app from its
 Settings, the Celery executor builds the API's; the tasks (``worker.tasks``) read the
@@ -20,6 +20,7 @@ from app.core.config import Settings, get_settings
 
 RUN_EXPERIMENT = "fedheads.run_experiment"
 TRAIN_CLIENT = "fedheads.train_client"
+EVALUATE_PART = "fedheads.evaluate_part"
 
 
 class FedheadsCelery(Celery):
@@ -56,6 +57,7 @@ def make_celery(settings: Settings, *, results: bool = True) -> FedheadsCelery:
         task_routes={
             RUN_EXPERIMENT: {"queue": settings.experiments_queue},
             TRAIN_CLIENT: {"queue": settings.clients_queue},
+            EVALUATE_PART: {"queue": settings.clients_queue},
         },
         broker_connection_timeout=timeout,
         broker_connection_retry_on_startup=True,

@@ -1,5 +1,6 @@
-"""Fan a round's clients out to other Celery workers, as a group on the ``clients`` queue
-(the ``gpu`` queue for a job whose spec says device 'cuda', so its clients train on GPU workers).
+"""Fan a round's clients, and shares of its evaluation, out to other Celery workers, as groups on the
+``clients`` queue (the ``gpu`` queue for a job whose spec says device 'cuda', so its clients train on
+GPU workers).
 
 A client task takes (spec JSON, round, client, global state) and returns the
 :class:`~fedcore.client.ClientUpdate`; its result depends on nothing else, so a
@@ -8,9 +9,14 @@ fanned-out round equals a sequential one and a duplicated task is harmless.
 Waiting on subtasks inside a task deadlocks when nobody else serves their queue
 (docs/operations.md), and stalls when the workers that serve it are busy with
 jobs of their own: the orchestrating task fans out only when a worker other than
-its own serves that queue; then it trains here, last first, every client task
-that no worker has started yet (``task_track_started``), and waits only for the
-ones running elsewhere; results that do not come back in time are trained here too.
+its own serves that queue. It waits for free workers to start tasks (until the
+tasks started stop growing, at most ``fanout_grace`` seconds), then trains here,
+last first, every client task that no worker has started yet
+(``task_track_started``), and waits only for the ones running elsewhere; results
+that do not come back in time are trained here too. A round's evaluation is shared
+the same way: this process evaluates every n-th batch and each of the other
+n - 1 workers one more share (fedcore.evaluate.evaluate_part), a share nobody
+started being evaluated here; the figures equal one process evaluating them all.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, group
 
 from app.core.config import Settings
-from worker.celery_app import TRAIN_CLIENT
+from worker.celery_app import EVALUATE_PART, TRAIN_CLIENT
 
 if TYPE_CHECKING:
     from fedcore.client import ClientTask, ClientUpdate
     from fedcore.context import RunContext
+    from fedcore.evaluate import EvalPart
     from fedcore.lora_state import State
     from fedcore.simulation import ProgressFn
 
@@ -61,6 +68,18 @@ def update_from_json(data: dict[str, Any]) -> ClientUpdate:
     from fedcore.client import ClientUpdate
 
     return ClientUpdate(**{**data, "payload": base64.b64decode(data["payload"])})
+
+
+def eval_part_to_json(part: EvalPart) -> dict[str, Any]:
+    """An evaluation share as JSON: float64 losses as Python floats (JSON keeps them exactly)."""
+    ids, preds, losses = part
+    return {"ids": ids, "preds": preds, "losses": losses.tolist()}
+
+
+def eval_part_from_json(data: dict[str, Any]) -> EvalPart:
+    import torch
+
+    return data["ids"], data["preds"], torch.tensor(data["losses"], dtype=torch.float64)
 
 
 class CeleryClientPool:
@@ -131,6 +150,63 @@ class CeleryClientPool:
             result.revoke()
             raise Cancelled(f"stopped while round {round_}'s clients trained on other workers")
 
+    def _await_takers(self, result: Any, round_: int) -> None:
+        """Wait until free workers have started what they will take: every task, or no new start for a
+        moment after the first (a free worker starts a task within a poll or two), or ``fanout_grace``."""
+        now = time.monotonic()
+        grace_end, settle, started, last_change = now + self._settings.fanout_grace, 5 * self._poll, 0, now
+        while time.monotonic() < grace_end:
+            self._check_stop(result, round_)
+            states = [r.state for r in result.results]
+            if "PENDING" not in states:
+                return
+            now_started = len(states) - states.count("PENDING")
+            if now_started != started:
+                started, last_change = now_started, time.monotonic()
+            elif started and time.monotonic() - last_change >= settle:
+                return
+            time.sleep(self._poll)
+
+    def evaluate_parts(self, state: State) -> list[EvalPart]:
+        """The round's evaluation, shared with the other workers that serve this job's queue
+        (``run_simulation`` uses it as :func:`fedcore.evaluate.evaluate`'s ``map_parts``)."""
+        from fedcore.evaluate import evaluate_part
+
+        remote = self.remote_workers() if self._settings.fanout else []
+        if not remote:
+            return [evaluate_part(self._ctx, state, 0, 1)]
+        parts = 1 + len(remote)
+        encoded = encode_state(state)
+        result = group(
+            self._app.signature(EVALUATE_PART, args=(self._spec_json, encoded, k, parts), queue=self.queue)
+            for k in range(1, parts)
+        ).apply_async()
+        out: dict[int, EvalPart] = {}
+        try:
+            out[0] = evaluate_part(self._ctx, state, 0, parts)
+            deadline = time.monotonic() + self._settings.client_task_timeout
+            for k, res in enumerate(result.results, start=1):
+                if res.state == "PENDING":  # nobody took it while this process evaluated its own share
+                    res.revoke()
+                    continue
+                while not res.ready() and time.monotonic() < deadline:
+                    self._check_stop(result, 0)
+                    time.sleep(self._poll)
+                if res.successful():
+                    out[k] = eval_part_from_json(res.result)
+                else:
+                    log.warning("evaluation share %d of %d did not come back (%s); evaluating it here", k,
+                                parts, res.state)
+        except BaseException:
+            result.revoke()
+            raise
+        finally:
+            result.forget()
+        for k in range(parts):
+            if k not in out:
+                out[k] = evaluate_part(self._ctx, state, k, parts)
+        return [out[k] for k in range(parts)]
+
     def _fan_out(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
         state = encode_state(tasks[0].global_state)
         sigs = [
@@ -148,10 +224,7 @@ class CeleryClientPool:
             # started, last first (workers take the queue from the front): with busy workers this
             # trains the whole round here instead of waiting on them; with free ones they take the
             # first tasks while this process trains the rest.
-            grace_end = time.monotonic() + self._settings.fanout_grace
-            while time.monotonic() < grace_end and any(r.state == "PENDING" for r in result.results):
-                self._check_stop(result, tasks[0].round)
-                time.sleep(self._poll)
+            self._await_takers(result, tasks[0].round)
             for task, res in reversed(list(zip(tasks, result.results, strict=True))):
                 self._check_stop(result, task.round)
                 if res.state == "PENDING":

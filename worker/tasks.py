@@ -19,7 +19,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 
 from app.core.config import fedcore_paths, with_device
-from worker.celery_app import RUN_EXPERIMENT, TRAIN_CLIENT, settings_of
+from worker.celery_app import EVALUATE_PART, RUN_EXPERIMENT, TRAIN_CLIENT, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +76,19 @@ def train_client_task(
     )
     update.extra = {**update.extra, "trained_by": f"{socket.gethostname()}:{os.getpid()}"}
     return update_to_json(update)
+
+
+@shared_task(name=EVALUATE_PART, bind=True, resultrepr_maxsize=200)
+def evaluate_part_task(
+    self: Any, spec_json: str, global_state: str, part: int, parts: int
+) -> dict[str, Any]:
+    """Evaluate batches ``part``, ``part + parts``, ... of a round's global model (fedcore.evaluate)."""
+    from fedcore.context import get_context
+    from fedcore.evaluate import evaluate_part
+    from fedcore.spec import ExperimentSpec
+    from worker.fanout import decode_state, eval_part_to_json
+
+    settings = settings_of(self.app)
+    spec = with_device(ExperimentSpec.model_validate_json(spec_json), settings)
+    ctx = get_context(spec, fedcore_paths(settings))
+    return eval_part_to_json(evaluate_part(ctx, decode_state(global_state), part, parts))

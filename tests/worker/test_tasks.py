@@ -104,3 +104,27 @@ def test_fanout_runner_trains_here_the_clients_that_busy_workers_do_not_start(
     for u, lo in zip(updates, [train_client(ctx, t) for t in tasks], strict=True):
         assert u.payload == lo.payload
     assert api.get(f"/api/v1/experiments/{busy}").json()["status"] in ("running", "cancelled")
+
+
+def test_fanout_runner_shares_the_evaluation_with_another_worker_and_gets_the_same_figures(stack: Stack) -> None:
+    from fedcore.evaluate import evaluate, evaluate_part
+    from worker.fanout import eval_part_from_json, eval_part_to_json
+    from worker.tasks import evaluate_part_task
+
+    app = make_celery(stack.settings)
+    try:
+        ctx = _ctx(stack.settings)
+        runner = CeleryClientPool(ctx, lambda: False, app=app, settings=stack.settings, own_node="elsewhere@x")
+        parts = runner.evaluate_parts(ctx.initial_state)
+        shared = evaluate(ctx, ctx.initial_state, runner.evaluate_parts)
+    finally:
+        app.close()
+    assert len(parts) == 1 + len(runner.remote_workers())  # this process's share and one per other worker
+    assert sorted(i for ids, _, _ in parts for i in ids) == list(range(min(ctx.spec.eval_size, len(ctx.data.test))))
+    assert shared == evaluate(ctx, ctx.initial_state)  # bit-identical to evaluating it all in one process
+    # the task called as a function: its JSON carries the share exactly
+    ids, preds, losses = eval_part_from_json(evaluate_part_task.run(ctx.spec.model_dump_json(),
+                                                                    encode_state(ctx.initial_state), 1, 2))
+    want = evaluate_part(ctx, ctx.initial_state, 1, 2)
+    assert (ids, preds) == (want[0], want[1]) and losses.equal(want[2])
+    assert eval_part_to_json(want)["losses"] == want[2].tolist()
