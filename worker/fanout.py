@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -106,26 +107,41 @@ class CeleryClientPool:
         self._poll = poll
         self._checked = float("-inf")
         self._remote: list[str] = []
+        self._asking = threading.Event()  # a background refresh of _remote is under way
         # a CUDA job's clients train on GPU workers only
         self.queue = settings.gpu_queue if ctx.spec.device == "cuda" else settings.clients_queue
 
     def remote_workers(self) -> list[str]:
-        """Workers other than this one that serve this job's client queue (cached for a few seconds)."""
+        """Workers other than this one that serve this job's client queue. The first call asks the workers
+        (a broadcast that waits a second for their replies); later calls return the last answer at once and,
+        every ``fanout_check_interval`` seconds, have a background thread ask again, so no round waits on it."""
         now = time.monotonic()
-        if now - self._checked >= self._settings.fanout_check_interval:
+        if self._checked == float("-inf"):
             self._checked = now
-            try:
-                replies = self._app.control.inspect(timeout=1.0).active_queues() or {}
-            except Exception as err:  # broker hiccup: train here
-                log.warning("cannot ask workers for their queues (%s); training clients locally", err)
-                replies = {}
-            self._remote = sorted(
-                node
-                for node, queues in replies.items()
-                if node != self._own_node
-                and any(q.get("name") == self.queue for q in queues)
-            )
+            self._remote = self._ask_workers()
+        elif now - self._checked >= self._settings.fanout_check_interval and not self._asking.is_set():
+            self._checked = now
+            self._asking.set()
+            threading.Thread(target=self._ask_in_background, name="fanout-workers", daemon=True).start()
         return self._remote
+
+    def _ask_workers(self) -> list[str]:
+        try:
+            replies = self._app.control.inspect(timeout=1.0).active_queues() or {}
+        except Exception as err:  # broker hiccup: train here
+            log.warning("cannot ask workers for their queues (%s); training clients locally", err)
+            replies = {}
+        return sorted(
+            node
+            for node, queues in replies.items()
+            if node != self._own_node and any(q.get("name") == self.queue for q in queues)
+        )
+
+    def _ask_in_background(self) -> None:
+        try:
+            self._remote = self._ask_workers()
+        finally:
+            self._asking.clear()
 
     def __call__(self, tasks: Sequence[ClientTask]) -> list[ClientUpdate]:
         if not tasks or not self._settings.fanout or not self.remote_workers():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Any
 
@@ -52,6 +53,28 @@ def test_fanout_runner_counts_only_other_workers_serving_the_clients_queue(stack
         )
         assert node not in own.remote_workers()  # never wait on itself: that deadlocks
         assert node in other.remote_workers()
+    finally:
+        app.close()
+
+
+def test_fanout_runner_asks_the_workers_again_in_the_background(stack: Stack) -> None:
+    # the first answer is waited for; later ones are fetched by a thread while the rounds go on
+    settings = stack.settings.model_copy(update={"fanout_check_interval": 0.05})
+    app = make_celery(settings)
+    try:
+        runner = CeleryClientPool(_ctx(stack.settings), lambda: False, app=app, settings=settings,
+                                  own_node="elsewhere@x")
+        first = runner.remote_workers()
+        assert first
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        again = runner.remote_workers()  # starts a refresh, returns the last answer at once
+        assert time.monotonic() - t0 < 0.5 and again == first
+        assert any(t.name == "fanout-workers" for t in threading.enumerate())
+        deadline = time.monotonic() + 10
+        while any(t.name == "fanout-workers" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.remote_workers() == first  # the refresh finished with the same workers
     finally:
         app.close()
 
