@@ -205,8 +205,7 @@ class CeleryClientPool:
                 if res.state == "PENDING":  # nobody took it while this process evaluated its own share
                     res.revoke()
                     continue
-                while not res.ready() and time.monotonic() < deadline:
-                    self._check_stop(result, 0)
+                while not res.ready() and time.monotonic() < deadline:  # seconds; a cancel is seen next round
                     time.sleep(self._poll)
                 if res.successful():
                     out[k] = eval_part_from_json(res.result)
