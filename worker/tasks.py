@@ -58,19 +58,24 @@ def run_experiment(self: Any, experiment_id: str) -> str:
     )
 
 
+def _context(app: Any, spec_json: str) -> Any:
+    """The (cached) run context of a fanned-out task's spec, on this worker's device and paths."""
+    from fedcore.context import get_context
+    from fedcore.spec import ExperimentSpec
+
+    settings = settings_of(app)
+    return get_context(with_device(ExperimentSpec.model_validate_json(spec_json), settings), fedcore_paths(settings))
+
+
 @shared_task(name=TRAIN_CLIENT, bind=True, resultrepr_maxsize=200)
 def train_client_task(
     self: Any, spec_json: str, round_: int, client: int, global_state: str
 ) -> dict[str, Any]:
     """Train one client of one round; the result depends only on the arguments."""
     from fedcore.client import ClientTask, train_client
-    from fedcore.context import get_context
-    from fedcore.spec import ExperimentSpec
     from worker.fanout import decode_state, update_to_json
 
-    settings = settings_of(self.app)
-    spec = with_device(ExperimentSpec.model_validate_json(spec_json), settings)
-    ctx = get_context(spec, fedcore_paths(settings))
+    ctx = _context(self.app, spec_json)
     update = train_client(
         ctx, ClientTask(round=round_, client=client, global_state=decode_state(global_state))
     )
@@ -83,12 +88,8 @@ def evaluate_part_task(
     self: Any, spec_json: str, global_state: str, part: int, parts: int
 ) -> dict[str, Any]:
     """Evaluate batches ``part``, ``part + parts``, ... of a round's global model (fedcore.evaluate)."""
-    from fedcore.context import get_context
     from fedcore.evaluate import evaluate_part
-    from fedcore.spec import ExperimentSpec
     from worker.fanout import decode_state, eval_part_to_json
 
-    settings = settings_of(self.app)
-    spec = with_device(ExperimentSpec.model_validate_json(spec_json), settings)
-    ctx = get_context(spec, fedcore_paths(settings))
+    ctx = _context(self.app, spec_json)
     return eval_part_to_json(evaluate_part(ctx, decode_state(global_state), part, parts))

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,12 +32,6 @@ sys.path.insert(0, str(ROOT))
 # versions of this project's environment
 WHEELS = ["pydantic", "pydantic-core", "annotated-types", "typing-inspection", "peft", "nltk", "rouge-score"]
 MODEL_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
-
-
-def installed_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
 
 
 def pack(folder: Path) -> None:
@@ -64,7 +59,7 @@ def pack(folder: Path) -> None:
     shutil.rmtree(wheels, ignore_errors=True)
     wheels.mkdir()
     for name in WHEELS:
-        req = f"{name}=={installed_version(name)}"
+        req = f"{name}=={version(name)}"
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
                "3.12", "--implementation", "cp", "--platform", "manylinux_2_17_x86_64", "--platform",
                "manylinux2014_x86_64", "--platform", "any", "-d", str(wheels), req]
