@@ -590,17 +590,54 @@ def readme(text: str, results_dir: Path | None = None) -> str:
     return out
 
 
+def _run_one(study_json: str, key: tuple[str, int], base: dict[str, Any]) -> dict[str, Any]:
+    """One (row, seed) of the study in this process (a ``--jobs`` worker): the finished run as saved."""
+    import torch
+
+    from fedcore.context import Paths
+    from fedcore.study import StudySpec
+    from fedcore.study_runner import run_study, study_specs
+
+    torch.set_num_threads(1)  # the GPU does the work; N workers share the machine's cores
+    specs = study_specs(StudySpec.model_validate_json(study_json), [key])
+    started = time.perf_counter()
+
+    def progress(k: tuple[str, int], r: Any) -> None:
+        acc = r.metrics.get("accuracy")
+        print(f"    {k[0]} seed {k[1]}: round {r.round}/{specs[k].rounds}, accuracy "
+              f"{'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+    run = next(run_study(specs, Paths(), on_round_end=progress))
+    return saved_run(run, specs[key].model_dump(mode="json"), base, time.perf_counter() - started)
+
+
 def run_missing(study: StudySpec, keys: list[tuple[str, int]], base: dict[str, Any], saved: list[dict[str, Any]],
-                partial: Path) -> None:
+                partial: Path, jobs: int = 1) -> None:
     """Run these (row, seed) of the study, in this order, with the product's local study runner
     (fedcore/study_runner.py, as ``fedheads study run``), saving ``saved`` and each finished run (with its
-    round records) to ``partial`` after every run."""
+    round records) to ``partial`` after every run. With ``jobs`` > 1 the runs go to that many worker
+    processes, started in this order and saved as they finish (for a GPU, whose runs are launch-bound:
+    their time columns then measure a shared machine)."""
     from fedcore.context import Paths
     from fedcore.study_runner import check_study_inputs, run_study, study_specs
 
     specs = study_specs(study, keys)
     paths = Paths()
     check_study_inputs(specs.values(), paths)
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one, study.model_dump_json(), key, base): key for key in keys}
+            for i, future in enumerate(as_completed(futures), 1):
+                r = future.result()
+                saved.append(r)
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                partial.write_text(json.dumps(saved, indent=1))
+                print(f"  [{i}/{len(keys)}] {r['name']} seed {r['seed']}: acc {r['final_accuracy']:.3f} in "
+                      f"{r['seconds']:.0f} s", file=sys.stderr, flush=True)
+        return
     started = {"at": time.perf_counter()}
 
     def start(key: tuple[str, int]) -> None:
@@ -642,6 +679,14 @@ def main() -> int:
     ap.add_argument("--pooling", choices=["cls", "mean"], default=b.get("pooling", d.pooling),
                     help="classifier input: the [CLS] pooler or the mean of the token states (the tables before "
                          "2026-12-03 used cls; runs saved with another pooling are not resumed)")
+    ap.add_argument("--lora-alpha", type=float, default=b.get("lora_alpha", d.lora_alpha),
+                    help="LoRA scaling alpha (with r = 8: the LoRA update's scale, alpha / r)")
+    ap.add_argument("--device", choices=["cpu", "cuda"],
+                    help="train on this device (the runs record it; runs of another device are not resumed, and a "
+                         "table holds one device's runs)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run the missing runs in this many worker processes at once (for a GPU; on 2 CPU cores "
+                         "one at a time is fastest)")
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
     ap.add_argument("--extra", action="store_true",
                     help="also the variants tried to close the gaps at s = 0.9 (the rows of "
@@ -677,6 +722,10 @@ def main() -> int:
             "pooling": args.pooling}
     if args.lr_schedule != d.lr_schedule or "lr_schedule" in b:  # runs saved before the option: the default
         base["lr_schedule"] = args.lr_schedule
+    if args.lora_alpha != d.lora_alpha or "lora_alpha" in b:  # runs saved before the flag: the default
+        base["lora_alpha"] = args.lora_alpha
+    if args.device:  # runs saved without it ran on the CPU (device "auto" on a machine without a GPU)
+        base["device"] = args.device
     every = CONFIGS + (EXTRA if args.extra else [])
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     stem = f"{args.name}-quick" if args.quick else args.name
@@ -704,7 +753,8 @@ def main() -> int:
     todo = [(name, seed) for seed in range(args.seeds) for name, _ in (configs if seed == 0 else later)]
     missing = [key for key in todo if key not in done]
     if missing and not args.report:
-        run_missing(table_study(stem, base, configs, list(range(args.seeds))), missing, base, saved, partial)
+        run_missing(table_study(stem, base, configs, list(range(args.seeds))), missing, base, saved, partial,
+                    args.jobs)
         done = {(r["name"], r["seed"]): r for r in saved}
     results = [done[key] for key in todo if key in done]
     missing = [f"{name} seed {seed}" for name, seed in todo if (name, seed) not in done]
@@ -715,9 +765,11 @@ def main() -> int:
     settings = (f"MiniLM-L6 + SNLI, {args.clients} clients (Dirichlet alpha {args.alpha}), {args.per_round} per "
                 f"round, {args.rounds} rounds x {args.steps} local steps of batch {base['batch_size']} (max "
                 f"{base['max_seq_len']} tokens), AdamW lr "
-                f"{args.lr}{' (cosine over the rounds to a tenth)' if args.lr_schedule == 'cosine' else ''}, LoRA r=8 on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
+                f"{args.lr}{' (cosine over the rounds to a tenth)' if args.lr_schedule == 'cosine' else ''}, LoRA r=8 (alpha {args.lora_alpha:g}) on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
-                "saved for a row (the seeds column).")
+                "saved for a row (the seeds column)."
+                + (f" Trained on {'the GPU' if args.device == 'cuda' else 'the CPU'} (`--device {args.device}`): compare "
+                   "these rows with each other, not with another device's tables." if args.device else ""))
     if missing:
         settings += (f" PARTIAL: {len(todo) - len(missing)} of {len(todo)} runs done; not yet run: {', '.join(missing)} "
                      "(`--resume` completes them).")

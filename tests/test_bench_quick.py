@@ -84,3 +84,22 @@ def test_gpu_peer_bench_runs_its_rows_on_the_cpu(tmp_path: Path) -> None:
                                                  "| fedheads run, probe_passes needed"]
     assert rows[0].endswith("| 1.00x | 1.00x |")
     assert all(r.endswith("x |") for r in rows) and "device cpu; torch " in text
+
+
+def test_paper_table_worker_processes_train_as_one_process(tmp_path: Path) -> None:
+    """``--jobs`` (bench/paper_table_gpu.sh runs the seed grid on a GPU with it) hands runs to worker
+    processes: a run trained there records the same figures as in the script's own process, and the
+    device asked for."""
+    figures = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        env = {**os.environ, "FEDHEADS_BENCH_RESULTS": str(out)}
+        res = subprocess.run([sys.executable, str(ROOT / "bench" / "paper_table.py"), "--quick", "--timing-reps", "0",
+                              "--only", "dense FedAvg", "--device", "cpu", "--jobs", jobs], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, f"--jobs {jobs} failed:\n{res.stderr[-3000:]}"
+        (run,) = json.loads((out / "paper_table-quick.json").read_text())
+        assert run["base"]["device"] == "cpu" and run["spec"]["device"] == "cpu"
+        figures[jobs] = [(r["metrics"], r["train_loss"], r["bytes_up"]) for r in run["rounds"]]
+        assert "Trained on the CPU (`--device cpu`)" in (out / "paper_table-quick.md").read_text()
+    assert figures["1"] == figures["2"] and len(figures["1"]) == 2
