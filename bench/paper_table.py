@@ -687,6 +687,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1,
                     help="run the missing runs in this many worker processes at once (for a GPU; on 2 CPU cores "
                          "one at a time is fastest)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="another spec field of the base (repeatable; the value is read as YAML: --set warmup_steps=3)")
     ap.add_argument("--only", nargs="*", help="run only these configuration names")
     ap.add_argument("--extra", action="store_true",
                     help="also the variants tried to close the gaps at s = 0.9 (the rows of "
@@ -726,6 +728,13 @@ def main() -> int:
         base["lora_alpha"] = args.lora_alpha
     if args.device:  # runs saved without it ran on the CPU (device "auto" on a machine without a GPU)
         base["device"] = args.device
+    for item in args.set:
+        import yaml
+
+        field, eq, value = item.partition("=")
+        if not eq or field not in type(d).model_fields:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with a spec field (fedcore/spec.py)")
+        base[field] = yaml.safe_load(value)
     every = CONFIGS + (EXTRA if args.extra else [])
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     stem = f"{args.name}-quick" if args.quick else args.name
@@ -768,6 +777,7 @@ def main() -> int:
                 f"{args.lr}{' (cosine over the rounds to a tenth)' if args.lr_schedule == 'cosine' else ''}, LoRA r=8 (alpha {args.lora_alpha:g}) on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
                 "saved for a row (the seeds column)."
+                + "".join(f" {item.replace('=', ' = ', 1)}." for item in args.set)
                 + (f" Trained on {'the GPU' if args.device == 'cuda' else 'the CPU'} (`--device {args.device}`): compare "
                    "these rows with each other, not with another device's tables." if args.device else ""))
     if missing:

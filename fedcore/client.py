@@ -229,6 +229,14 @@ def round_lr(spec: ExperimentSpec, round_: int) -> float:
     return spec.learning_rate * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def step_lr(spec: ExperimentSpec, lr: float, step: int) -> float:
+    """The rate of local step ``step`` (from 0) in a round whose rate is ``lr``: a linear rise over the
+    first ``warmup_steps`` steps (``lr`` x (step + 1) / warmup_steps), then ``lr``."""
+    if step >= spec.warmup_steps:
+        return lr
+    return lr * (step + 1) / spec.warmup_steps
+
+
 def _compute_mask(ctx: RunContext, scores: Tensor, kept: Tensor, round_: int, trained: Tensor | None) -> Tensor:
     """The heads of the local forward: every head outside 'drop' mode; in 'drop' mode the
     (ramped) compute sparsity's heads, the edge blocks, the blocks that do not train
@@ -379,6 +387,9 @@ def train_client(
             loss = ctx.family.loss(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if spec.warmup_steps:
+                for group in opt.param_groups:
+                    group["lr"] = step_lr(spec, lr, step)
             opt.step()
             if restore is not None:
                 restore()

@@ -98,6 +98,14 @@ class ExperimentSpec(BaseModel):
         "falling on a half cosine to a tenth of it in the last round (FedAvg on non-IID data needs a decaying "
         "local rate to converge: Li et al. 2020). Every client of a round uses the round's rate.",
     )
+    warmup_steps: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Local steps over which a client's rate rises linearly to the round's rate, every round "
+        "(AdamW starts afresh each round, and its first updates are its largest: Goyal et al. 2017's warm-up). "
+        "0: none.",
+    )
     pooling: Literal["cls", "mean"] = Field(
         "cls",
         description="BERT-family classification: 'cls' classifies the [CLS] state through the model's dense "

@@ -18,6 +18,7 @@ from fedcore.client import (
     client_probe,
     load_global,
     round_lr,
+    step_lr,
     train_client,
 )
 from fedcore.context import build_context
@@ -399,3 +400,20 @@ def test_cosine_lr_schedule_falls_from_the_rate_to_a_tenth_and_changes_training_
         a = train_client(ctx, ClientTask(round=rnd, client=0, global_state=ctx.initial_state))
         b = train_client(flat, ClientTask(round=rnd, client=0, global_state=flat.initial_state))
         assert (a.payload == b.payload) is same
+
+
+def test_warmup_raises_the_rate_linearly_over_the_first_steps_of_every_round() -> None:
+    spec = preset("smoke", rounds=2, learning_rate=1e-3, warmup_steps=4, local_steps=6)
+    assert [step_lr(spec, 1e-3, s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    assert step_lr(spec.with_overrides(warmup_steps=0), 1e-3, 0) == 1e-3
+    # from the same global state: the first step's update is a quarter of the unwarmed one's (AdamW's first
+    # step moves every weight by the rate), and every round warms up again
+    ctx, flat = build_context(spec.with_overrides(local_steps=1)), build_context(spec.with_overrides(local_steps=1,
+                                                                                                    warmup_steps=0))
+    g = {k: torch.randn_like(v) if "lora_B" in k else v for k, v in ctx.initial_state.items()}
+    moved = {}
+    for name, c in (("warm", ctx), ("flat", flat)):
+        train_client(c, ClientTask(round=2, client=0, global_state=g))
+        local = get_peft_model_state_dict(c.model)
+        moved[name] = max(float((local[k] - g[k]).abs().max()) for k in g if "lora_B" in k)
+    assert moved["warm"] == pytest.approx(moved["flat"] / 4, rel=1e-3)
