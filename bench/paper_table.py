@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -729,12 +731,10 @@ def main() -> int:
     if args.device:  # runs saved without it ran on the CPU (device "auto" on a machine without a GPU)
         base["device"] = args.device
     for item in args.set:
-        import yaml
-
         field, eq, value = item.partition("=")
         if not eq or field not in type(d).model_fields:
             raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with a spec field (fedcore/spec.py)")
-        base[field] = yaml.safe_load(value)
+        base[field] = yaml.safe_load(value)  # 3 -> int, true -> bool, cosine -> str
     every = CONFIGS + (EXTRA if args.extra else [])
     configs = [(n, o) for n, o in every if (not args.quick or n in QUICK) and (not args.only or n in args.only)]
     stem = f"{args.name}-quick" if args.quick else args.name
