@@ -592,25 +592,32 @@ def readme(text: str, results_dir: Path | None = None) -> str:
     return out
 
 
-def _run_one(study_json: str, key: tuple[str, int], base: dict[str, Any]) -> dict[str, Any]:
-    """One (row, seed) of the study in this process (a ``--jobs`` worker): the finished run as saved."""
-    import torch
+def _train(key: tuple[str, int], spec: Any, base: dict[str, Any], paths: Any) -> dict[str, Any]:
+    """Train one (row, seed) with the product's local study runner, saying where it is after every round
+    (a run takes minutes); the finished run as saved."""
+    from fedcore.study_runner import run_study
 
-    from fedcore.context import Paths
-    from fedcore.study import StudySpec
-    from fedcore.study_runner import run_study, study_specs
-
-    torch.set_num_threads(1)  # the GPU does the work; N workers share the machine's cores
-    specs = study_specs(StudySpec.model_validate_json(study_json), [key])
     started = time.perf_counter()
 
     def progress(k: tuple[str, int], r: Any) -> None:
         acc = r.metrics.get("accuracy")
-        print(f"    {k[0]} seed {k[1]}: round {r.round}/{specs[k].rounds}, accuracy "
+        print(f"    {k[0]} seed {k[1]}: round {r.round}/{spec.rounds}, accuracy "
               f"{'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
-    run = next(run_study(specs, Paths(), on_round_end=progress))
-    return saved_run(run, specs[key].model_dump(mode="json"), base, time.perf_counter() - started)
+    run = next(run_study({key: spec}, paths, on_round_end=progress))
+    return saved_run(run, spec.model_dump(mode="json"), base, time.perf_counter() - started)
+
+
+def _run_one(study_json: str, key: tuple[str, int], base: dict[str, Any]) -> dict[str, Any]:
+    """One (row, seed) of the study in a ``--jobs`` worker process: the finished run as saved."""
+    import torch
+
+    from fedcore.context import Paths
+    from fedcore.study import StudySpec
+    from fedcore.study_runner import study_specs
+
+    torch.set_num_threads(1)  # the GPU does the work; N workers share the machine's cores
+    return _train(key, study_specs(StudySpec.model_validate_json(study_json), [key])[key], base, Paths())
 
 
 def run_missing(study: StudySpec, keys: list[tuple[str, int]], base: dict[str, Any], saved: list[dict[str, Any]],
@@ -621,44 +628,30 @@ def run_missing(study: StudySpec, keys: list[tuple[str, int]], base: dict[str, A
     processes, started in this order and saved as they finish (for a GPU, whose runs are launch-bound:
     their time columns then measure a shared machine)."""
     from fedcore.context import Paths
-    from fedcore.study_runner import check_study_inputs, run_study, study_specs
+    from fedcore.study_runner import check_study_inputs, study_specs
 
     specs = study_specs(study, keys)
     paths = Paths()
     check_study_inputs(specs.values(), paths)
-    if jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, study.model_dump_json(), key, base): key for key in keys}
-            for i, future in enumerate(as_completed(futures), 1):
-                r = future.result()
-                saved.append(r)
-                partial.parent.mkdir(parents=True, exist_ok=True)
-                partial.write_text(json.dumps(saved, indent=1))
-                print(f"  [{i}/{len(keys)}] {r['name']} seed {r['seed']}: acc {r['final_accuracy']:.3f} in "
-                      f"{r['seconds']:.0f} s", file=sys.stderr, flush=True)
-        return
-    started = {"at": time.perf_counter()}
-
-    def start(key: tuple[str, int]) -> None:
-        started["at"] = time.perf_counter()
-
-    def progress(key: tuple[str, int], r: Any) -> None:  # a run takes minutes: say where it is after every round
-        acc = r.metrics.get("accuracy")
-        print(f"    {key[0]} seed {key[1]}: round {r.round}/{specs[key].rounds}, accuracy "
-              f"{'-' if acc is None else f'{acc:.3f}'}, {time.perf_counter() - started['at']:.0f} s",
-              file=sys.stderr, flush=True)
-
-    for i, run in enumerate(run_study(specs, paths, on_start=start, on_round_end=progress), 1):
-        key = (run.variant, run.seed)
-        r = saved_run(run, specs[key].model_dump(mode="json"), base, time.perf_counter() - started["at"])
+    def finished(i: int, r: dict[str, Any]) -> None:
         saved.append(r)
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(json.dumps(saved, indent=1))
-        print(f"  [{i}/{len(keys)}] {key[0]} seed {key[1]}: acc {r['final_accuracy']:.3f} in {r['seconds']:.0f} s",
-              file=sys.stderr)
+        print(f"  [{i}/{len(keys)}] {r['name']} seed {r['seed']}: acc {r['final_accuracy']:.3f} in "
+              f"{r['seconds']:.0f} s", file=sys.stderr, flush=True)
+
+    if jobs <= 1:
+        for i, key in enumerate(keys, 1):
+            finished(i, _train(key, specs[key], base, paths))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_one, study.model_dump_json(), key, base) for key in keys]
+        for i, future in enumerate(as_completed(futures), 1):
+            finished(i, future.result())
 
 
 def main() -> int:
