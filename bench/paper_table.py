@@ -608,6 +608,13 @@ def _train(key: tuple[str, int], spec: Any, base: dict[str, Any], paths: Any) ->
     return saved_run(run, spec.model_dump(mode="json"), base, time.perf_counter() - started)
 
 
+def runs_to_keep(results: list[dict[str, Any]], saved: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What NAME.json keeps: the table's runs, then every other run saved with the same settings (rows or seeds
+    left out this time by --only or a smaller --seeds), so that a run of a few rows does not drop the rest."""
+    shown = {(r["name"], r["seed"]) for r in results}
+    return results + [r for r in saved if (r["name"], r["seed"]) not in shown]
+
+
 def _run_one(study_json: str, key: tuple[str, int], base: dict[str, Any]) -> dict[str, Any]:
     """One (row, seed) of the study in a ``--jobs`` worker process: the finished run as saved."""
     import torch
@@ -795,7 +802,7 @@ def main() -> int:
     save(args.name, text, args)
     svg.write_text(plot(results), encoding="utf-8")
     print(f"saved {svg}", file=sys.stderr)
-    committed.write_text(json.dumps(results, indent=1))
+    committed.write_text(json.dumps(runs_to_keep(results, saved), indent=1))
     return 0
 
 

@@ -203,6 +203,20 @@ def test_the_committed_mean_pooling_table_is_what_its_command_writes_from_its_re
     assert body(out.stdout) == body(committed.split("\n\n", 2)[2])
 
 
+def test_a_report_of_a_few_rows_keeps_every_saved_run_in_the_results_file(tmp_path: Path) -> None:
+    # `--only` (or fewer --seeds) picks the rows of the table; the results file keeps the runs left out of it
+    before = json.loads((RESULTS / "paper_table.json").read_text())
+    shutil.copy(RESULTS / "paper_table.json", tmp_path / "paper_table.json")
+    subprocess.run([sys.executable, str(ROOT / "bench" / "paper_table.py"), "--report", "--seeds", "1",
+                    "--only", "dense FedAvg"], check=True, capture_output=True, cwd=ROOT,
+                   env={**os.environ, "FEDHEADS_BENCH_RESULTS": str(tmp_path)})
+    table = (tmp_path / "paper_table.md").read_text()
+    assert "| dense FedAvg | 4 |" in table and "| mask s=0.9 |" not in table
+    after = json.loads((tmp_path / "paper_table.json").read_text())
+    assert sorted((r["name"], r["seed"]) for r in after) == sorted((r["name"], r["seed"]) for r in before)
+    assert len(after) > 4
+
+
 SMOKE = {"name": "smoke table", "base": {"preset": "smoke", "overrides": {"rounds": 3, "local_steps": 2,
                                                                            "eval_size": 40, "max_train_examples": 200}},
          "variants": {BASELINE: {"sparsity": 0.0}, "mask s=0.9": {"sparsity": 0.9, "prune_mode": "mask"},
