@@ -19,7 +19,7 @@ from torch import nn
 from fedcore.data import DatasetSplits, label_histogram, load_dataset, partition
 from fedcore.lora_state import LoraLayout, State, clone_state, init_heads_random
 from fedcore.models.base import ArchInfo, AttentionBlock
-from fedcore.models.families import Family, Task, use_mean_pooling
+from fedcore.models.families import Family, Task, set_dropout, use_mean_pooling
 from fedcore.models.loading import load_model
 from fedcore.spec import ExperimentSpec
 
@@ -106,6 +106,8 @@ def build_context(spec: ExperimentSpec, paths: Paths | None = None) -> RunContex
             raise ValueError(f"pooling 'mean' applies to BERT-family classifiers; {spec.model} is a {family.name} "
                              "model: use pooling 'cls' (its own head)")
         use_mean_pooling(base)
+    if spec.model_dropout is not None:
+        set_dropout(base, spec.model_dropout)
     blocks = family.blocks(base)
     if spec.min_heads_per_block > blocks[0].num_heads:
         raise ValueError(

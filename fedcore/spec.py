@@ -106,6 +106,14 @@ class ExperimentSpec(BaseModel):
         "(AdamW starts afresh each round, and its first updates are its largest: Goyal et al. 2017's warm-up). "
         "0: none.",
     )
+    model_dropout: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Dropout inside the model during local training (hidden states, attention probabilities and "
+        "the classifier's input), in place of the checkpoint's own (0.1 in BERT and MiniLM); null keeps the "
+        "checkpoint's. LoRA's own dropout is `lora_dropout`.",
+    )
     pooling: Literal["cls", "mean"] = Field(
         "cls",
         description="BERT-family classification: 'cls' classifies the [CLS] state through the model's dense "

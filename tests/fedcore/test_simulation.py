@@ -73,7 +73,7 @@ def test_drop_options_give_identical_rounds_sequential_and_parallel() -> None:
 
 def test_round_schedules_give_identical_rounds_sequential_and_parallel() -> None:
     spec = preset("smoke", rounds=2, local_steps=2, eval_size=60, sparsity=0.75, lr_schedule="cosine",
-                  warmup_steps=2, train_top_blocks=1, train_top_blocks_after=1)
+                  warmup_steps=2, train_top_blocks=1, train_top_blocks_after=1, model_dropout=0.2)
     sequential = run_simulation(spec, context=build_context(spec))
     with ProcessClientPool(spec, workers=2) as pool:
         parallel = run_simulation(spec, client_pool=pool, context=build_context(spec))

@@ -28,6 +28,7 @@ __all__ = [
     "Task",
     "family_for",
     "get_module",
+    "set_dropout",
     "use_mean_pooling",
 ]
 
@@ -47,3 +48,20 @@ def family_for(model_type: str) -> Family:
 
 def get_module(root: nn.Module, path: str) -> nn.Module:
     return root.get_submodule(path)
+
+
+def set_dropout(root: nn.Module, p: float) -> int:
+    """Set every dropout inside ``root`` to ``p``: the ``nn.Dropout`` modules (BERT's hidden, attention and
+    classifier dropout, T5's) and the rates attention modules keep as plain floats for their attention function
+    (Llama's ``attention_dropout``, T5's ``dropout``). Call it before PEFT wraps the model, so that LoRA's own
+    dropout (``lora_dropout``) keeps its rate. Returns how many rates were set."""
+    n = 0
+    for module in root.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+            n += 1
+        for name in ("dropout", "attention_dropout"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, p)
+                n += 1
+    return n
