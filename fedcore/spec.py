@@ -111,8 +111,8 @@ class ExperimentSpec(BaseModel):
         ge=0,
         lt=1,
         description="Dropout inside the model during local training (hidden states, attention probabilities and "
-        "the classifier's input), in place of the checkpoint's own (0.1 in BERT and MiniLM); null keeps the "
-        "checkpoint's. LoRA's own dropout is `lora_dropout`.",
+        "the classifier's input), in place of the checkpoint's own (0.1 in BERT and MiniLM); unset: the "
+        "checkpoint's own rates. LoRA's own dropout is `lora_dropout`.",
     )
     pooling: Literal["cls", "mean"] = Field(
         "cls",
