@@ -43,8 +43,8 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "aggregation", "head_weighting", "selection", "poc_candidates", "selection_epsilon")),
     ("training", "Training & LoRA", (
         "local_steps", "local_epochs", "batch_size", "learning_rate", "weight_decay", "lr_schedule", "warmup_steps",
-        "max_seq_len", "max_target_len", "pooling", "lora_r", "lora_alpha", "lora_dropout", "model_dropout", "lora_targets", "lora_init", "seed", "device",
-        "num_threads")),
+        "max_seq_len", "max_target_len", "pooling", "lora_r", "lora_alpha", "lora_dropout", "model_dropout",
+        "lora_targets", "lora_init", "seed", "device", "num_threads")),
 )
 OTHER_GROUP = ("other", "Other")
 
