@@ -62,6 +62,21 @@ def test_every_preset_validates_and_lists() -> None:
     assert preset("paper-dense").sparsity == 0.0
 
 
+def test_paper_sampled_is_the_paper_table_row_it_reports() -> None:
+    # the preset's _about quotes the paper table's row "mask s=0.9, sampled heads, heads-random init": the
+    # same spec, so those figures are what the preset gives
+    from pathlib import Path
+
+    from fedcore.study import StudySpec, read_study_file
+    from fedcore.study_runner import study_specs
+
+    root = Path(__file__).resolve().parents[2]
+    study = StudySpec.model_validate(read_study_file(root / "bench" / "studies" / "paper_table-extra.yaml"))
+    key = ("mask s=0.9, sampled heads, heads-random init", 0)
+    assert study_specs(study, [key])[key] == preset("paper-sampled")
+    assert preset("paper-sampled").with_overrides(head_choice="top", lora_init="peft") == preset("paper-pruned")
+
+
 def test_unknown_preset_lists_choices() -> None:
     with pytest.raises(SpecError, match="smoke"):
         preset("nope")
