@@ -505,7 +505,7 @@ README_TABLES = {
          ("mask s=0.9, top 2 blocks, sampled heads", "mask, top 2 blocks, sampled heads", ("side",)),
          ("mask s=0.9, top 3 blocks", "mask, top 3 blocks", ()),
          ("dense FedAvg, top 2 blocks", "dense, top 2 blocks (its dense counterpart)", ()),
-         ("mask s=0.9, sampled heads, heads-random init", "mask, sampled heads, heads-random init (no compute saved)",
+         ("mask s=0.9, sampled heads, heads-random init", "mask, sampled heads, heads-random init: `paper-sampled`, no compute saved",
           ()),
          ("mask s=0.9, sampled heads, heads-random init, top 2 blocks after 5 rounds",
           "mask, sampled heads, heads-random init, top 2 blocks after 5 dense rounds", ())),

@@ -163,6 +163,8 @@ def test_a_legacy_results_file_gives_every_figure_of_its_summed_fields(stem: str
         for shown, values in ((final, finals), (last3, tails)):
             m, _, h = shown.partition(" ± ")
             assert _is_rounding(m, _mean(values)) and (len(rs) == 1 or _is_rounding(h, _half(values))), (name, shown)
+        if not all("uplink_per_round" in r for r in rs):  # later seeds saved with round records: their other
+            continue  # figures come from the records (test_runs_with_round_records_give_the_figures_...)
         spec_compute = [Fraction(str(r["spec"].get("sparsity", 0))) if r["spec"].get("prune_mode") == "drop" else 0
                         for r in rs]
         checks = [
