@@ -50,18 +50,14 @@ def get_module(root: nn.Module, path: str) -> nn.Module:
     return root.get_submodule(path)
 
 
-def set_dropout(root: nn.Module, p: float) -> int:
+def set_dropout(root: nn.Module, p: float) -> None:
     """Set every dropout inside ``root`` to ``p``: the ``nn.Dropout`` modules (BERT's hidden, attention and
     classifier dropout, T5's) and the rates attention modules keep as plain floats for their attention function
     (Llama's ``attention_dropout``, T5's ``dropout``). Call it before PEFT wraps the model, so that LoRA's own
-    dropout (``lora_dropout``) keeps its rate. Returns how many rates were set."""
-    n = 0
+    dropout (``lora_dropout``) keeps its rate."""
     for module in root.modules():
         if isinstance(module, nn.Dropout):
             module.p = p
-            n += 1
         for name in ("dropout", "attention_dropout"):
             if isinstance(getattr(module, name, None), float):
                 setattr(module, name, p)
-                n += 1
-    return n
