@@ -774,7 +774,7 @@ def main() -> int:
     settings = (f"MiniLM-L6 + SNLI, {args.clients} clients (Dirichlet alpha {args.alpha}), {args.per_round} per "
                 f"round, {args.rounds} rounds x {args.steps} local steps of batch {base['batch_size']} (max "
                 f"{base['max_seq_len']} tokens), AdamW lr "
-                f"{args.lr}{' (cosine over the rounds to a tenth)' if args.lr_schedule == 'cosine' else ''}, LoRA r=8 (alpha {args.lora_alpha:g}) on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
+                f"{args.lr}{' (cosine over the rounds to a tenth)' if args.lr_schedule == 'cosine' else ''}, LoRA r={base.get('lora_r', d.lora_r)} (alpha {base.get('lora_alpha', d.lora_alpha):g}) on q/k/v/o, classifier on the {'mean of the token states' if args.pooling == 'mean' else '[CLS] pooler'}, confidence importance, global ranking, evaluation on the first "
                 f"{args.eval_size} SNLI test pairs; seeds 0 to {args.seeds - 1} of every configuration, and any further seeds "
                 "saved for a row (the seeds column)."
                 + "".join(f" {item.replace('=', ' = ', 1)}." for item in args.set)

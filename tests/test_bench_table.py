@@ -81,9 +81,9 @@ def test_the_rows_are_the_study_files_and_every_run_of_them_is_a_valid_spec() ->
     main = StudySpec.model_validate(read_study_file(STUDIES / "paper_table.yaml"))
     extra = StudySpec.model_validate(read_study_file(STUDIES / "paper_table-extra.yaml"))
     assert list(main.variants.items()) == CONFIGS and len(CONFIGS) == 9 and BASELINE == main.baseline == "dense FedAvg"
-    assert [(n, o) for n, o in extra.variants.items() if n != BASELINE] == EXTRA and len(EXTRA) == 29
+    assert [(n, o) for n, o in extra.variants.items() if n != BASELINE] == EXTRA and len(EXTRA) == 30
     assert extra.base == main.base and extra.variants[BASELINE] == main.variants[BASELINE]
-    assert HR_DENSE == "dense FedAvg, heads-random init" and len(DENSE_COUNTERPART) == 8  # the pruned heads-random rows
+    assert HR_DENSE == "dense FedAvg, heads-random init" and len(DENSE_COUNTERPART) == 9  # the pruned heads-random rows
     for study in (main, extra):  # what `fedheads study run` checks before it trains anything
         for variant, seed in study.runs():
             spec = validate_spec(study.fields(variant, seed))
