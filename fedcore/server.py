@@ -124,3 +124,33 @@ def aggregate_updates(
     agreement = torch.where(agree_cnt > 0, agree_sum / agree_cnt.clamp(min=1), torch.full_like(agree_sum, float("nan")))
     return Aggregated(state=new, global_importance=global_imp, agreement=agreement, weights=weights_rec,
                       kept=kept_all)
+
+
+def uses_server_optimizer(spec: ExperimentSpec) -> bool:
+    """Whether the spec moves the global model other than straight to the aggregate."""
+    return spec.server_momentum != 0 or spec.server_lr != 1
+
+
+def server_step(spec: ExperimentSpec, previous: State, aggregated: State,
+                velocity: State | None) -> tuple[State, State | None]:
+    """The next global state and the server's velocity, from the aggregate of a round (FedAvgM).
+
+    The round's update is ``aggregated - previous``; the velocity ``v = server_momentum * v + update``
+    (the update itself in the first round) is kept across rounds in float64, and the global model moves
+    to ``previous + server_lr * v``, in ``previous``'s dtype. Hsu et al. 2019 (arXiv 1909.06335): momentum
+    on the server smooths the rounds' updates, which on non-IID clients point where the few clients of the
+    round lean. Without a server optimizer (momentum 0, rate 1) the aggregate is returned as it is, bit for
+    bit, and no velocity is kept.
+    """
+    if not uses_server_optimizer(spec):
+        return aggregated, None
+    beta, rate = spec.server_momentum, spec.server_lr
+    new_state: State = {}
+    new_velocity: State = {}
+    for key, agg in aggregated.items():
+        prev = previous[key].detach().cpu().to(torch.float64)
+        update = agg.detach().cpu().to(torch.float64) - prev
+        v = update if velocity is None or key not in velocity else beta * velocity[key] + update
+        new_velocity[key] = v
+        new_state[key] = (prev + rate * v).to(agg.dtype)
+    return new_state, new_velocity

@@ -7,7 +7,8 @@ aggregates, evaluates on the held-out split and records everything -> next.
 The loop takes injected callables (Flower style): a client pool (sequential
 here, a process pool in :mod:`fedcore.client_pool`, Celery in ``worker/``),
 ``on_round_end(RoundResult)``, ``on_progress(Progress)`` and ``should_stop()``. After every round it writes
-a checkpoint (global state as safetensors, selection state, the records), and
+a checkpoint (global state as safetensors, the server optimizer's velocity when
+``server_momentum`` or ``server_lr`` asks for one, selection state, the records), and
 ``run_simulation(..., checkpoint_dir=d)`` resumes from the last one found there.
 No RNG state needs saving: every random choice (selection, a client's sample,
 batch order, dropout) is drawn from generators seeded by (seed, round[, client]),
@@ -33,7 +34,7 @@ from fedcore.context import Paths, RunContext, get_context
 from fedcore.evaluate import evaluate
 from fedcore.lora_state import State, clone_state
 from fedcore.selection import ClientFeedback, make_selector
-from fedcore.server import aggregate_updates
+from fedcore.server import aggregate_updates, server_step
 from fedcore.spec import ExperimentSpec
 from fedcore.summary import summarize
 
@@ -168,14 +169,40 @@ def checkpoint_file(round_: int) -> str:
     return f"global_round_{round_:04d}.safetensors"
 
 
-def save_checkpoint(directory: Path, round_: int, state: State, selector_state: dict, records: list[dict]) -> None:
+def server_file(round_: int) -> str:
+    """The name, inside a checkpoint folder, of the server optimizer's velocity after ``round_``."""
+    return f"server_round_{round_:04d}.safetensors"
+
+
+def _save_tensors(path: Path, tensors: State) -> None:
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def save_checkpoint(directory: Path, round_: int, state: State, selector_state: dict, records: list[dict],
+                    velocity: State | None = None) -> None:
+    """Write the global state after ``round_`` (and the server's velocity, if it keeps one), then
+    ``state.json``, which names them: a checkpoint counts once ``state.json`` is replaced. Every round's
+    global state stays (the adapters of earlier rounds are downloadable); only the last velocity does."""
     directory.mkdir(parents=True, exist_ok=True)
     tensors = directory / checkpoint_file(round_)
-    tmp = tensors.with_suffix(".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, tensors)
-    _atomic_write(directory / "state.json", json.dumps(
-        {"round": round_, "global": tensors.name, "selector": selector_state, "records": records}))
+    _save_tensors(tensors, state)
+    meta: dict[str, Any] = {"round": round_, "global": tensors.name, "selector": selector_state, "records": records}
+    if velocity is not None:
+        _save_tensors(directory / server_file(round_), velocity)
+        meta["server"] = server_file(round_)
+    _atomic_write(directory / "state.json", json.dumps(meta))
+    (directory / server_file(round_ - 1)).unlink(missing_ok=True)  # only the last velocity is ever read
+
+
+def load_server_velocity(directory: Path) -> State | None:
+    """The server optimizer's velocity saved with the last checkpoint, or None (none kept, or no checkpoint)."""
+    p = directory / "state.json"
+    if not p.is_file():
+        return None
+    name = json.loads(p.read_text(encoding="utf-8")).get("server")
+    return load_file(str(directory / name)) if name else None
 
 
 def load_checkpoint(directory: Path) -> tuple[int, State, dict, list[dict]] | None:
@@ -216,10 +243,12 @@ def run_simulation(
                              epsilon=spec.selection_epsilon)
     state = clone_state(ctx.initial_state)
     records: list[dict] = []
+    velocity: State | None = None  # the server optimizer's (server_step), kept across rounds
     start = 1
     if checkpoint_dir is not None and (ck := load_checkpoint(checkpoint_dir)) is not None:
         done, state, sel_state, records = ck
         selector.load_state_dict(sel_state)
+        velocity = load_server_velocity(checkpoint_dir)
         start = done + 1
     results = [_from_dict(r) for r in records]
     global_imp: torch.Tensor | None = (
@@ -250,7 +279,7 @@ def run_simulation(
                                  clients=len(updates)))
         agg = aggregate_updates(spec, ctx.layout, state, [u.payload for u in updates],
                                 [u.num_examples for u in updates])
-        state = agg.state
+        state, velocity = server_step(spec, state, agg.state, velocity)
         global_imp = agg.global_importance
         selector.update([ClientFeedback(client=u.client, round=rnd, loss_global=u.loss_global,
                                         loss_local=u.loss_local, kept=u.kept) for u in updates])
@@ -271,7 +300,7 @@ def run_simulation(
         results.append(result)
         records.append(result.to_dict())
         if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, rnd, state, selector.state_dict(), records)
+            save_checkpoint(checkpoint_dir, rnd, state, selector.state_dict(), records, velocity)
         if on_round_end is not None:
             on_round_end(result)
         if stop_after_round is not None and rnd >= stop_after_round and rnd < spec.rounds:

@@ -236,6 +236,21 @@ class ExperimentSpec(BaseModel):
     head_weighting: Literal["n_k_importance", "importance", "n_k"] = Field(
         "n_k_importance", description="Weights w_kh of head_weighted aggregation."
     )
+    server_momentum: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Server momentum beta (FedAvgM, Hsu et al. 2019): the server keeps v = beta v + (aggregate - "
+        "previous global) across rounds and moves the global model by `server_lr` x v instead of to the aggregate. "
+        "0 with `server_lr` 1: plain aggregation.",
+    )
+    server_lr: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="Server learning rate: how far the global model moves along the server's update each round "
+        "(with `server_momentum` 0, 1 takes the aggregate as it is).",
+    )
     selection: Literal["random", "power_of_choice", "loss_gap", "head_coverage"] = Field(
         "random", description="Client selection strategy."
     )

@@ -40,7 +40,8 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "sparsity", "prune_mode", "prune_ranking", "head_choice", "min_heads_per_block", "drop_dense_steps", "importance",
         "importance_samples", "importance_exclude_special")),
     ("aggregation", "Aggregation & selection", (
-        "aggregation", "head_weighting", "selection", "poc_candidates", "selection_epsilon")),
+        "aggregation", "head_weighting", "server_momentum", "server_lr", "selection", "poc_candidates",
+        "selection_epsilon")),
     ("training", "Training & LoRA", (
         "local_steps", "local_epochs", "batch_size", "learning_rate", "weight_decay", "lr_schedule", "warmup_steps",
         "max_seq_len", "max_target_len", "pooling", "lora_r", "lora_alpha", "lora_dropout", "model_dropout",
