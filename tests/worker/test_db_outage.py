@@ -236,6 +236,12 @@ def _cut_lock_connection(admin: Engine, exp_id: uuid.UUID) -> int:
         assert pid is not None, "the runner holds no job lock"
         s.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         s.commit()
+        # pg_terminate_backend only signals: the backend frees the lock as it exits, a moment later
+        deadline = time.monotonic() + 10.0
+        while lock_holder(s, exp_id) == pid:
+            assert time.monotonic() < deadline, f"backend {pid} still holds the job lock 10 s after it was told to end"
+            s.rollback()
+            time.sleep(0.01)
     return pid
 
 
